@@ -1,1 +1,172 @@
+//! edge-server: the Kubernetes API on SQLite, and the controllers that run beside it.
+//!
+//! `run` wires the parts: the PKI and kubeconfig, the store, the HTTPS API, and the in-process
+//! controllers, all stopped by one cancellation token.
 
+pub mod admission;
+pub mod api;
+pub mod config;
+pub mod controllers;
+pub mod pki;
+pub mod resources;
+pub mod store;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use config::ServerConfig;
+use store::{Key, Store, Write};
+
+/// The namespaces every cluster starts with.
+const DEFAULT_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Runs the server until `shutdown` is cancelled. `listener` is already bound (tests bind port 0).
+pub async fn run(config: ServerConfig, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
+    if !config.disable_agent {
+        bail!("the node agent is not part of this build yet: start edge-server with --disable-agent");
+    }
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let node_ip = config.node_ip.unwrap_or_else(default_ip);
+    let local = listener.local_addr()?;
+
+    let pki = pki::Pki::ensure(&data_dir, &serving_names(&config), &serving_ips(&config, node_ip))?;
+    let server_url = format!("https://127.0.0.1:{}", local.port());
+    pki.write_kubeconfig(&config.write_kubeconfig, &server_url)
+        .with_context(|| format!("writing kubeconfig {}", config.write_kubeconfig.display()))?;
+    ensure_token(&config)?;
+
+    let store = Arc::new(
+        Store::open(&data_dir, store::Options { history: config.watch_history }).context("opening the store")?,
+    );
+    bootstrap(&store)?;
+
+    let state = Arc::new(api::ApiState { store: store.clone(), shutdown: shutdown.clone(), ready: AtomicBool::new(false) });
+    let tls = Arc::new(tls_config(&pki)?);
+    let controllers = controllers::spawn(store.clone(), shutdown.clone());
+    state.ready.store(true, Ordering::Release);
+    tracing::info!(address = %local, kubeconfig = %config.write_kubeconfig.display(), "edge-server ready");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    api::serve(state, listener, tls).await;
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    for c in controllers {
+        let _ = c.await;
+    }
+    Ok(())
+}
+
+pub async fn bind(config: &ServerConfig) -> Result<TcpListener> {
+    let addr = SocketAddr::new(config.bind_address, config.https_listen_port);
+    TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))
+}
+
+fn serving_names(config: &ServerConfig) -> Vec<String> {
+    let mut names = vec![
+        "localhost".to_string(),
+        config::hostname(),
+        "kubernetes".into(),
+        "kubernetes.default".into(),
+        "kubernetes.default.svc".into(),
+        format!("kubernetes.default.svc.{}", config.cluster_domain),
+    ];
+    names.extend(config.node_name.clone());
+    names
+}
+
+fn serving_ips(config: &ServerConfig, node_ip: IpAddr) -> Vec<IpAddr> {
+    let mut ips = vec![IpAddr::from([127, 0, 0, 1]), node_ip];
+    if !config.bind_address.is_unspecified() {
+        ips.push(config.bind_address);
+    }
+    if let Some(ip) = first_service_ip(&config.service_cidr) {
+        ips.push(ip);
+    }
+    ips
+}
+
+/// The first address of the service CIDR: where the `kubernetes` Service lives.
+pub fn first_service_ip(cidr: &str) -> Option<IpAddr> {
+    let (base, _) = cidr.split_once('/')?;
+    match base.parse::<IpAddr>().ok()? {
+        IpAddr::V4(v4) => Some(IpAddr::V4((u32::from(v4) + 1).into())),
+        IpAddr::V6(v6) => Some(IpAddr::V6((u128::from(v6) + 1).into())),
+    }
+}
+
+/// The address the kernel would use to reach the outside: the default route's source. Connecting
+/// a UDP socket sends nothing.
+fn default_ip() -> IpAddr {
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| {
+            s.connect("192.0.2.1:9")?;
+            s.local_addr()
+        })
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+/// The join token agents present; generated once and kept in the data dir when not configured.
+fn ensure_token(config: &ServerConfig) -> Result<String> {
+    let path = config.data_dir.join("token");
+    if let Some(t) = &config.token {
+        std::fs::write(&path, t).with_context(|| format!("writing {}", path.display()))?;
+        return Ok(t.clone());
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
+        _ => {
+            use rand::Rng;
+            let token: String = (0..32).map(|_| format!("{:x}", rand::thread_rng().gen_range(0..16u8))).collect();
+            std::fs::write(&path, &token).with_context(|| format!("writing {}", path.display()))?;
+            Ok(token)
+        }
+    }
+}
+
+fn bootstrap(store: &Store) -> Result<()> {
+    for ns in DEFAULT_NAMESPACES {
+        let key = Key::new("namespaces", "", *ns);
+        if store.get(&key).is_some() {
+            continue;
+        }
+        let obj = json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns, "uid": uuid::Uuid::new_v4().to_string(),
+                         "creationTimestamp": api::handlers::now_rfc3339(),
+                         "labels": {"kubernetes.io/metadata.name": ns}},
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Active"},
+        });
+        store.write::<store::StoreError, _>(&key, false, |cur| Ok(if cur.is_some() { Write::Keep } else { Write::Put(obj) }))?;
+    }
+    Ok(())
+}
+
+fn tls_config(pki: &pki::Pki) -> Result<rustls::ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(pki.serving_cert_pem.as_bytes()).collect::<Result<_, _>>().context("serving certificate")?;
+    let key = PrivateKeyDer::from_pem_slice(pki.serving_key_pem.as_bytes()).context("serving key")?;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(pki.ca_pem.as_bytes()) {
+        roots.add(ca.context("CA certificate")?)?;
+    }
+    // Client certificates are optional at the TLS layer: health endpoints are public, and the API
+    // answers 401 itself to requests without an identity.
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}

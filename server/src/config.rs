@@ -1,0 +1,163 @@
+//! `edge-server` configuration: k3s-style flags, each also read from `EDGE_*` environment variables and
+//! from `/etc/edge/config.yaml` (same keys as the flags). Precedence: flag, then environment, then file.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{CommandFactory, FromArgMatches, Parser};
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "edge-server", version, about = "edge control plane: the Kubernetes API on SQLite")]
+pub struct ServerConfig {
+    /// Config file with the same keys as the flags (YAML).
+    #[arg(long, env = "EDGE_CONFIG_FILE", default_value = "/etc/edge/config.yaml")]
+    pub config: PathBuf,
+    /// Where the server keeps its database and certificates.
+    #[arg(long, env = "EDGE_DATA_DIR", default_value = "/var/lib/edge/server")]
+    pub data_dir: PathBuf,
+    /// Address the API server listens on.
+    #[arg(long, env = "EDGE_BIND_ADDRESS", default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+    #[arg(long, env = "EDGE_HTTPS_LISTEN_PORT", default_value_t = 6443)]
+    pub https_listen_port: u16,
+    /// Where the admin kubeconfig is written.
+    #[arg(long, env = "EDGE_WRITE_KUBECONFIG", default_value = "/etc/edge/edge.yaml")]
+    pub write_kubeconfig: PathBuf,
+    /// Join token for agents; generated and kept in the data dir when not given.
+    #[arg(long, env = "EDGE_TOKEN")]
+    pub token: Option<String>,
+    /// Run only the control plane, not an agent for this board.
+    #[arg(long, env = "EDGE_DISABLE_AGENT")]
+    pub disable_agent: bool,
+    #[arg(long, env = "EDGE_CLUSTER_CIDR", default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+    #[arg(long, env = "EDGE_SERVICE_CIDR", default_value = "10.43.0.0/16")]
+    pub service_cidr: String,
+    #[arg(long, env = "EDGE_CLUSTER_DNS", default_value = "10.43.0.10")]
+    pub cluster_dns: IpAddr,
+    #[arg(long, env = "EDGE_CLUSTER_DOMAIN", default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// This board's node name (defaults to the hostname).
+    #[arg(long, env = "EDGE_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// This board's IP (defaults to the address of the default route's interface).
+    #[arg(long, env = "EDGE_NODE_IP")]
+    pub node_ip: Option<IpAddr>,
+    /// How many changes the watch history keeps before older resourceVersions answer 410 Expired.
+    #[arg(long, env = "EDGE_WATCH_HISTORY", default_value_t = 10_000)]
+    pub watch_history: usize,
+}
+
+impl ServerConfig {
+    /// Parses the process arguments, merging in the config file.
+    pub fn load() -> Result<ServerConfig> {
+        Self::load_from(std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect())
+    }
+
+    pub fn load_from(args: Vec<String>) -> Result<ServerConfig> {
+        let first = Self::parse_args(&args)?;
+        let file_args = match std::fs::read_to_string(&first.config) {
+            Ok(text) => args_from_yaml(&text).with_context(|| format!("reading {}", first.config.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", first.config.display())),
+        };
+        if file_args.is_empty() {
+            return Ok(first);
+        }
+        // File values go first so that later command-line flags override them; a key whose
+        // environment variable is set is left out so that the environment wins over the file.
+        let cmd = Self::command();
+        let mut merged = vec![args.first().cloned().unwrap_or_default()];
+        for (flag, value) in file_args {
+            let Some(arg) = cmd.get_arguments().find(|a| a.get_long() == Some(flag.as_str())) else {
+                bail!("{}: unknown key {flag:?}", first.config.display());
+            };
+            if arg.get_env().is_some_and(|env| std::env::var_os(env).is_some()) {
+                continue;
+            }
+            match value {
+                Some(v) => merged.extend([format!("--{flag}"), v]),
+                None => merged.push(format!("--{flag}")),
+            }
+        }
+        merged.extend(args.into_iter().skip(1));
+        Self::parse_args(&merged)
+    }
+
+    fn parse_args(args: &[String]) -> Result<ServerConfig> {
+        let matches = Self::command().args_override_self(true).try_get_matches_from(args).map_err(|e| {
+            // --help and --version are not errors: print and leave as clap would.
+            if !e.use_stderr() {
+                let _ = e.print();
+                std::process::exit(0);
+            }
+            anyhow::anyhow!("{}", e.render().to_string().trim_end())
+        })?;
+        Ok(ServerConfig::from_arg_matches(&matches)?)
+    }
+
+    pub fn node_name(&self) -> String {
+        self.node_name.clone().unwrap_or_else(hostname)
+    }
+}
+
+/// Turns `key: value` pairs into `(flag, value)`; booleans become bare flags (or are left out when false).
+fn args_from_yaml(text: &str) -> Result<Vec<(String, Option<String>)>> {
+    let doc: serde_yaml::Value = serde_yaml::from_str(text)?;
+    let map = match doc {
+        serde_yaml::Value::Null => return Ok(Vec::new()),
+        serde_yaml::Value::Mapping(m) => m,
+        _ => bail!("expected a mapping of flag names to values"),
+    };
+    let mut out = Vec::new();
+    for (k, v) in map {
+        let key = k.as_str().context("keys must be strings")?.to_string();
+        match v {
+            serde_yaml::Value::Bool(true) => out.push((key, None)),
+            serde_yaml::Value::Bool(false) => {}
+            serde_yaml::Value::String(s) => out.push((key, Some(s))),
+            serde_yaml::Value::Number(n) => out.push((key, Some(n.to_string()))),
+            other => bail!("{key}: unsupported value {other:?}"),
+        }
+    }
+    Ok(out)
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_lowercase())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Vec<String> {
+        std::iter::once("edge-server").chain(extra.iter().copied()).map(String::from).collect()
+    }
+
+    #[test]
+    fn file_values_apply_and_flags_override_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.yaml");
+        std::fs::write(&file, "https-listen-port: 7443\ndisable-agent: true\ntoken: from-file\n").unwrap();
+        let f = file.to_str().unwrap();
+        let c = ServerConfig::load_from(args(&["--config", f, "--token", "from-flag"])).unwrap();
+        assert_eq!(c.https_listen_port, 7443);
+        assert!(c.disable_agent);
+        assert_eq!(c.token.as_deref(), Some("from-flag"));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.yaml");
+        std::fs::write(&file, "no-such-flag: 1\n").unwrap();
+        let err = ServerConfig::load_from(args(&["--config", file.to_str().unwrap()])).unwrap_err();
+        assert!(format!("{err:#}").contains("no-such-flag"), "{err:#}");
+    }
+}
