@@ -50,7 +50,7 @@ pub async fn run(config: ServerConfig, listener: TcpListener, shutdown: Cancella
 
     let state = Arc::new(api::ApiState { store: store.clone(), shutdown: shutdown.clone(), ready: AtomicBool::new(false) });
     let tls = Arc::new(tls_config(&pki)?);
-    let controllers = controllers::spawn(store.clone(), shutdown.clone());
+    let controllers = controllers::spawn(state.clone());
     state.ready.store(true, Ordering::Release);
     tracing::info!(address = %local, kubeconfig = %config.write_kubeconfig.display(), "edge-server ready");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);

@@ -225,6 +225,17 @@ pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static Resou
     RESOURCES.iter().find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
+/// A resource the server's own code names; the table is static, so absence is a programming error
+/// that the test `every_resource_used_by_name_exists` catches.
+pub fn must(group: &str, version: &str, plural: &str) -> &'static Resource {
+    lookup(group, version, plural).unwrap_or_else(|| panic!("resource {group}/{version}/{plural} is not in the table"))
+}
+
+/// The storage-version resource for a store key ("apps/deployments").
+pub fn by_store_key(key: &str) -> Option<&'static Resource> {
+    RESOURCES.iter().find(|r| r.version == r.storage_version && r.shape == Shape::Stored && r.store_key() == key)
+}
+
 pub fn by_kind(group: &str, version: &str, kind: &str) -> Option<&'static Resource> {
     RESOURCES.iter().find(|r| r.group == group && r.version == version && r.kind == kind)
 }

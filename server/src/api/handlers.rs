@@ -316,7 +316,7 @@ fn written_value(w: &Written) -> Value {
 // ---------------------------------------------------------------------------------------------
 // Reads.
 
-fn get_value(ctx: &Ctx, name: &str) -> ApiResult<Value> {
+pub(super) fn get_value(ctx: &Ctx, name: &str) -> ApiResult<Value> {
     let stored = ctx.state.store.get(&ctx.key(name)).ok_or_else(|| ctx.not_found(name))?;
     Ok(ctx.present(stored.value()))
 }
@@ -412,7 +412,7 @@ fn list(ctx: &Ctx, as_table: bool) -> ApiResult<Value> {
 // ---------------------------------------------------------------------------------------------
 // Create.
 
-fn create(ctx: &mut Ctx, mut obj: Value) -> ApiResult<(u16, Value)> {
+pub(super) fn create(ctx: &mut Ctx, mut obj: Value) -> ApiResult<(u16, Value)> {
     ctx.check_type_meta(&mut obj)?;
     ctx.check_namespace(&mut obj)?;
     let meta = meta_mut(&mut obj);
@@ -603,7 +603,7 @@ fn create_on_update(res: &Resource) -> bool {
     matches!(res.plural, "leases" | "endpoints" | "events" | "endpointslices" | "nodes")
 }
 
-fn update(ctx: &mut Ctx, name: &str, sub: Option<&str>, mut obj: Value) -> ApiResult<(u16, Value)> {
+pub(super) fn update(ctx: &mut Ctx, name: &str, sub: Option<&str>, mut obj: Value) -> ApiResult<(u16, Value)> {
     ctx.check_type_meta(&mut obj)?;
     ctx.check_namespace(&mut obj)?;
     if name_of(&obj).is_empty() {
@@ -857,7 +857,7 @@ fn scale_update(ctx: &mut Ctx, name: &str, scale: Value, precondition: Option<St
     Ok((code, scale_of(ctx, &obj)?))
 }
 
-fn bind(ctx: &Ctx, name: &str, binding: Value) -> ApiResult<Value> {
+pub(super) fn bind(ctx: &Ctx, name: &str, binding: Value) -> ApiResult<Value> {
     let node = binding["target"]["name"].as_str().unwrap_or_default().to_string();
     if node.is_empty() {
         return Err(ApiError::invalid("Binding", "", name, &[FieldError::required("target.name", "")]));
@@ -997,7 +997,7 @@ fn deleted_status(ctx: &Ctx, obj: &Value) -> Value {
     })
 }
 
-fn delete(ctx: &Ctx, name: &str, bytes: &[u8]) -> ApiResult<(u16, Value)> {
+pub(super) fn delete(ctx: &Ctx, name: &str, bytes: &[u8]) -> ApiResult<(u16, Value)> {
     let opts = delete_options(ctx, bytes)?;
     if opts.dry_run {
         let cur = ctx.state.store.get(&ctx.key(name)).ok_or_else(|| ctx.not_found(name))?;

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod discovery;
 pub mod handlers;
+pub mod local;
 pub mod openapi;
 pub mod path;
 pub mod query;

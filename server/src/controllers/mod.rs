@@ -1,16 +1,52 @@
-//! Controllers that run inside edge-server against its store (DESIGN.md §5): level-triggered,
-//! a pure plan from observed state, then conditional writes.
+//! Controllers that run inside edge-server (DESIGN.md §5): level-triggered, a pure plan from the
+//! observed state, then writes through the same API code paths as any client.
 
+pub mod gc;
 pub mod namespace;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::store::Store;
+use crate::api::local::LocalClient;
+use crate::api::ApiState;
 
-pub fn spawn(store: Arc<Store>, shutdown: CancellationToken) -> Vec<JoinHandle<()>> {
-    vec![tokio::spawn(namespace::run(store, shutdown).instrument(tracing::info_span!("namespace-controller")))]
+pub fn spawn(state: Arc<ApiState>) -> Vec<JoinHandle<()>> {
+    vec![
+        tokio::spawn(
+            namespace::run(LocalClient::new(state.clone(), "namespace-controller"))
+                .instrument(tracing::info_span!("namespace-controller")),
+        ),
+        tokio::spawn(gc::run(LocalClient::new(state, "generic-garbage-collector")).instrument(tracing::info_span!("garbage-collector"))),
+    ]
+}
+
+/// Calls `reconcile` whenever the store changes (coalescing bursts into one pass at most every
+/// `min_gap`) and at least every `resync`, until shutdown. Each pass reads the whole current state,
+/// so a missed or coalesced event costs nothing but latency.
+pub async fn level_loop<F>(client: &LocalClient, min_gap: Duration, resync: Duration, mut reconcile: F)
+where
+    F: FnMut(&LocalClient),
+{
+    let state = client.state().clone();
+    let mut events = state.store.subscribe();
+    let mut resync_tick = tokio::time::interval(resync);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = resync_tick.tick() => {}
+            ev = events.recv() => match ev {
+                Ok(_) | Err(RecvError::Lagged(_)) => {
+                    tokio::time::sleep(min_gap).await;
+                    // Drain what arrived meanwhile: one pass covers it all.
+                    while let Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) = events.try_recv() {}
+                }
+                Err(RecvError::Closed) => return,
+            },
+        }
+        reconcile(client);
+    }
 }

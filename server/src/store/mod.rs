@@ -288,6 +288,11 @@ impl Store {
         (items, inner.rev, self.events.subscribe())
     }
 
+    /// A receiver of every change from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.events.subscribe()
+    }
+
     /// Bytes the database files take on disk (for the write-wear benchmark and metrics).
     pub fn db_path(&self) -> std::path::PathBuf {
         self.lock().db.path().to_path_buf()
