@@ -120,3 +120,37 @@ async fn bad_input_gets_a_status_and_writes_nothing() {
     assert!(list.items.is_empty());
     assert_eq!(list.metadata.resource_version, rv_before, "a refused request must not spend a revision");
 }
+
+#[tokio::test]
+async fn delete_collection_honours_selectors() {
+    let s = Server::start();
+    let api: Api<ConfigMap> = Api::namespaced(s.client().await, "default");
+    for (name, set) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        let obj: ConfigMap = serde_json::from_value(json!({"metadata": {"name": name, "labels": {"set": set}}})).unwrap();
+        api.create(&PostParams::default(), &obj).await.unwrap();
+    }
+    api.delete_collection(&Default::default(), &ListParams::default().labels("set=x")).await.unwrap();
+    let left: Vec<String> = api.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|c| c.metadata.name).collect();
+    assert_eq!(left, ["c"]);
+}
+
+#[tokio::test]
+async fn streaming_list_ends_initial_events_with_a_bookmark() {
+    let s = Server::start();
+    let client = s.client().await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    api.create(&PostParams::default(), &cm("one")).await.unwrap();
+    let req = http::Request::builder()
+        .uri("/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true")
+        .body(Vec::new())
+        .unwrap();
+    let mut lines = client.request_events::<ConfigMap>(req).await.unwrap().boxed();
+    match lines.try_next().await.unwrap().unwrap() {
+        WatchEvent::Added(c) => assert_eq!(c.metadata.name.as_deref(), Some("one")),
+        other => panic!("expected ADDED, got {other:?}"),
+    }
+    match lines.try_next().await.unwrap().unwrap() {
+        WatchEvent::Bookmark(b) => assert_eq!(b.metadata.annotations.get("k8s.io/initial-events-end").map(String::as_str), Some("true")),
+        other => panic!("expected BOOKMARK, got {other:?}"),
+    }
+}

@@ -69,7 +69,12 @@ pub async fn dispatch(state: &Arc<ApiState>, user: &User, target: Target, req: R
     }
     let (code, value) = match (&parts.method, target.name.as_deref(), sub) {
         (&Method::GET, None, None) if ctx.query.watch => return watch::serve(&ctx, as_table),
-        (&Method::GET, None, None) => (200, list(&ctx, as_table)?),
+        (&Method::GET, None, None) => {
+            if let Some(bytes) = list_verbatim(&ctx, as_table)? {
+                return Ok(super::json_bytes(200, bytes));
+            }
+            (200, list(&ctx, as_table)?)
+        }
         (&Method::GET, Some(name), None) if ctx.query.watch => {
             // A watch on one object: upstream turns the name into a field selector.
             let sel = format!("metadata.name={name}");
@@ -78,6 +83,11 @@ pub async fn dispatch(state: &Arc<ApiState>, user: &User, target: Target, req: R
                 _ => sel,
             });
             return watch::serve(&ctx, as_table);
+        }
+        (&Method::GET, Some(name), None | Some("status")) if !as_table && ctx.res.version == ctx.res.storage_version => {
+            // Stored JSON is already what the client gets: serve the bytes as they are.
+            let stored = ctx.state.store.get(&ctx.key(name)).ok_or_else(|| ctx.not_found(name))?;
+            return Ok(super::json_bytes(200, stored.json));
         }
         (&Method::GET, Some(name), None | Some("status")) => (200, get(&ctx, name, as_table)?),
         (&Method::GET, Some(name), Some("scale")) => (200, scale_of(&ctx, &get_value(&ctx, name)?)?),
@@ -351,6 +361,39 @@ impl Selectors {
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty() && self.fields.is_empty()
     }
+}
+
+/// A list without selectors, paging or conversion is the stored JSON of each item spliced into
+/// the list envelope, with no parsing: the common case for informers' relists.
+fn list_verbatim(ctx: &Ctx, as_table: bool) -> ApiResult<Option<bytes::Bytes>> {
+    let q = &ctx.query;
+    let plain = !as_table
+        && q.limit.is_none()
+        && q.continue_token.is_none()
+        && q.label_selector.as_deref().is_none_or(str::is_empty)
+        && q.field_selector.as_deref().is_none_or(str::is_empty)
+        && ctx.res.version == ctx.res.storage_version;
+    if !plain {
+        return Ok(None);
+    }
+    let (items, rev) = ctx.state.store.list(&ctx.res.store_key(), ctx.namespace.as_deref(), None);
+    let mut out = Vec::with_capacity(128 + items.iter().map(|(_, s)| s.json.len() + 1).sum::<usize>());
+    out.extend_from_slice(
+        format!(
+            "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{rev}\"}},\"items\":[",
+            ctx.res.kind,
+            ctx.res.api_version()
+        )
+        .as_bytes(),
+    );
+    for (i, (_, stored)) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&stored.json);
+    }
+    out.extend_from_slice(b"]}");
+    Ok(Some(out.into()))
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]

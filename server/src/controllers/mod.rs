@@ -1,6 +1,7 @@
-//! Controllers that run inside edge-server (DESIGN.md §5): level-triggered, a pure plan from the
+//! Controllers that run inside edge-server: level-triggered, a pure plan from the
 //! observed state, then writes through the same API code paths as any client.
 
+pub mod event_ttl;
 pub mod gc;
 pub mod namespace;
 
@@ -20,7 +21,8 @@ pub fn spawn(state: Arc<ApiState>) -> Vec<JoinHandle<()>> {
             namespace::run(LocalClient::new(state.clone(), "namespace-controller"))
                 .instrument(tracing::info_span!("namespace-controller")),
         ),
-        tokio::spawn(gc::run(LocalClient::new(state, "generic-garbage-collector")).instrument(tracing::info_span!("garbage-collector"))),
+        tokio::spawn(gc::run(LocalClient::new(state.clone(), "generic-garbage-collector")).instrument(tracing::info_span!("garbage-collector"))),
+        tokio::spawn(event_ttl::run(LocalClient::new(state, "event-ttl")).instrument(tracing::info_span!("event-ttl"))),
     ]
 }
 
