@@ -47,9 +47,41 @@ pub struct ServerConfig {
     /// How many changes the watch history keeps before older resourceVersions answer 410 Expired.
     #[arg(long, env = "EDGE_WATCH_HISTORY", default_value_t = 10_000)]
     pub watch_history: usize,
+    /// How long a node may go without a heartbeat (Lease renewal) before it is marked Unknown.
+    #[arg(long, env = "EDGE_NODE_MONITOR_GRACE_PERIOD", default_value = "40s", value_parser = crate::controllers::node_lifecycle::parse_duration)]
+    pub node_monitor_grace_period: std::time::Duration,
+    /// tolerationSeconds of the not-ready NoExecute toleration every pod gets by default.
+    #[arg(long, env = "EDGE_DEFAULT_NOT_READY_TOLERATION_SECONDS", default_value_t = 30)]
+    pub default_not_ready_toleration_seconds: i64,
+    /// tolerationSeconds of the unreachable NoExecute toleration every pod gets by default.
+    #[arg(long, env = "EDGE_DEFAULT_UNREACHABLE_TOLERATION_SECONDS", default_value_t = 30)]
+    pub default_unreachable_toleration_seconds: i64,
+}
+
+/// Node heartbeat and eviction settings, taken from the flags once and shared by pod admission
+/// (default tolerations) and the node lifecycle controller.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeSettings {
+    pub grace: std::time::Duration,
+    pub not_ready_toleration_seconds: i64,
+    pub unreachable_toleration_seconds: i64,
+}
+
+impl Default for NodeSettings {
+    fn default() -> Self {
+        NodeSettings { grace: std::time::Duration::from_secs(40), not_ready_toleration_seconds: 30, unreachable_toleration_seconds: 30 }
+    }
 }
 
 impl ServerConfig {
+    pub fn node_settings(&self) -> NodeSettings {
+        NodeSettings {
+            grace: self.node_monitor_grace_period,
+            not_ready_toleration_seconds: self.default_not_ready_toleration_seconds,
+            unreachable_toleration_seconds: self.default_unreachable_toleration_seconds,
+        }
+    }
+
     /// Parses the process arguments, merging in the config file.
     pub fn load() -> Result<ServerConfig> {
         Self::load_from(std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect())

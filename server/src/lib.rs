@@ -48,7 +48,12 @@ pub async fn run(config: ServerConfig, listener: TcpListener, shutdown: Cancella
     );
     bootstrap(&store)?;
 
-    let state = Arc::new(api::ApiState { store: store.clone(), shutdown: shutdown.clone(), ready: AtomicBool::new(false) });
+    let state = Arc::new(api::ApiState {
+        store: store.clone(),
+        shutdown: shutdown.clone(),
+        ready: AtomicBool::new(false),
+        nodes: config.node_settings(),
+    });
     let tls = Arc::new(tls_config(&pki)?);
     let controllers = controllers::spawn(state.clone());
     state.ready.store(true, Ordering::Release);

@@ -26,10 +26,20 @@ fn apply_creates_configures_and_leaves_unchanged() {
     for want in ["maxSurge: 25%", "maxUnavailable: 25%", "revisionHistoryLimit: 10", "progressDeadlineSeconds: 600", "imagePullPolicy: IfNotPresent", "dnsPolicy: ClusterFirst", "kubectl.kubernetes.io/last-applied-configuration"] {
         assert!(y.contains(want), "missing {want} in\n{y}");
     }
-    // An unchanged apply wrote nothing: the resourceVersion stays.
-    let rv = s.ok(&["get", "deploy", "nginx-deployment", "-o", "jsonpath={.metadata.resourceVersion}"]);
-    s.ok(&["apply", "-f", f]);
-    assert_eq!(rv, s.ok(&["get", "deploy", "nginx-deployment", "-o", "jsonpath={.metadata.resourceVersion}"]));
+    // An unchanged apply writes nothing: the resourceVersion stays. The controllers write the
+    // Deployment's status after each change, so first wait until they are done.
+    let rv_now = || s.ok(&["get", "deploy", "nginx-deployment", "-o", "jsonpath={.metadata.resourceVersion}"]);
+    let mut rv = rv_now();
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let again = rv_now();
+        if again == rv {
+            break;
+        }
+        rv = again;
+    }
+    assert_eq!(s.ok(&["apply", "-f", f]).trim(), "deployment.apps/nginx-deployment unchanged");
+    assert_eq!(rv, rv_now());
 }
 
 #[test]

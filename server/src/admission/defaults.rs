@@ -3,6 +3,8 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::config::NodeSettings;
+
 /// Sets `obj[key] = value` when the key is absent or null.
 fn default(obj: &mut Map<String, Value>, key: &str, value: Value) {
     match obj.get(key) {
@@ -30,11 +32,13 @@ fn each_object<'a>(v: Option<&'a mut Value>) -> impl Iterator<Item = &'a mut Map
     v.and_then(Value::as_array_mut).into_iter().flatten().filter_map(Value::as_object_mut)
 }
 
-pub fn apply(group: &str, kind: &str, obj: &mut Value) {
+/// Defaults `obj` in place; `nodes` carries the flag-set default toleration seconds for pods.
+pub fn apply(group: &str, kind: &str, obj: &mut Value, nodes: &NodeSettings) {
     match (group, kind) {
         ("", "Pod") => {
             if let Some(spec) = ensure(obj, &["spec"]) {
                 pod_spec(spec, true);
+                add_default_tolerations(spec, nodes);
             }
         }
         ("", "Namespace") => {
@@ -174,6 +178,32 @@ pub fn apply(group: &str, kind: &str, obj: &mut Value) {
     }
 }
 
+/// Pod defaulting (upstream's DefaultTolerationSeconds admission): tolerations for the
+/// not-ready and unreachable NoExecute taints, bounded by the configured seconds, unless the pod
+/// already tolerates them. Only appends, so what the user wrote stays as written.
+fn add_default_tolerations(spec: &mut Map<String, Value>, s: &NodeSettings) {
+    let current: Vec<k8s_openapi::api::core::v1::Toleration> = match spec.get("tolerations") {
+        None | Some(Value::Null) => Vec::new(),
+        // Malformed tolerations are validation's to report.
+        Some(v) => match serde_json::from_value(v.clone()) {
+            Ok(t) => t,
+            Err(_) => return,
+        },
+    };
+    let mut with = current.clone();
+    edge_scheduler::taints::add_default_tolerations(&mut with, s.not_ready_toleration_seconds, s.unreachable_toleration_seconds);
+    if with.len() == current.len() {
+        return;
+    }
+    let list = spec.entry("tolerations").or_insert_with(|| json!([]));
+    if !list.is_array() {
+        *list = json!([]);
+    }
+    if let Some(arr) = list.as_array_mut() {
+        arr.extend(with[current.len()..].iter().filter_map(|t| serde_json::to_value(t).ok()));
+    }
+}
+
 fn template(obj: &mut Value) {
     if let Some(spec) = ensure(obj, &["spec", "template", "spec"]) {
         pod_spec(spec, false);
@@ -298,7 +328,7 @@ mod tests {
     fn deployment_gets_upstream_defaults_without_overwriting_given_values() {
         let mut d = json!({"spec": {"replicas": 3, "selector": {"matchLabels": {"app": "w"}},
             "template": {"metadata": {"labels": {"app": "w"}}, "spec": {"containers": [{"name": "w", "image": "nginx:1.7.9", "ports": [{"containerPort": 80}]}]}}}});
-        apply("apps", "Deployment", &mut d);
+        apply("apps", "Deployment", &mut d, &NodeSettings::default());
         assert_eq!(d["spec"]["replicas"], 3);
         assert_eq!(d["spec"]["strategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}));
         assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
@@ -315,16 +345,30 @@ mod tests {
     #[test]
     fn recreate_strategy_gets_no_rolling_update_block() {
         let mut d = json!({"spec": {"strategy": {"type": "Recreate"}}});
-        apply("apps", "Deployment", &mut d);
+        apply("apps", "Deployment", &mut d, &NodeSettings::default());
         assert_eq!(d["spec"]["strategy"], json!({"type": "Recreate"}));
     }
 
     #[test]
     fn service_ports_default_target_port_and_protocol() {
         let mut s = json!({"spec": {"ports": [{"port": 80}, {"port": 53, "protocol": "UDP", "targetPort": "dns"}]}});
-        apply("", "Service", &mut s);
+        apply("", "Service", &mut s, &NodeSettings::default());
         assert_eq!(s["spec"]["type"], "ClusterIP");
         assert_eq!(s["spec"]["ports"][0], json!({"port": 80, "protocol": "TCP", "targetPort": 80}));
         assert_eq!(s["spec"]["ports"][1]["targetPort"], "dns");
+    }
+
+    #[test]
+    fn default_tolerations_append_to_what_the_user_wrote() {
+        let mut spec: Map<String, Value> = serde_json::from_value(json!({"tolerations": [
+            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}]})).unwrap();
+        add_default_tolerations(&mut spec, &NodeSettings::default());
+        let t = spec["tolerations"].as_array().unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0]["tolerationSeconds"], 5);
+        assert_eq!(t[1]["key"], "node.kubernetes.io/not-ready");
+        let mut empty = Map::new();
+        add_default_tolerations(&mut empty, &NodeSettings::default());
+        assert_eq!(empty["tolerations"].as_array().unwrap().len(), 2);
     }
 }

@@ -507,7 +507,7 @@ fn prepare_new(ctx: &Ctx, mut obj: Value, managed: Option<Value>) -> ApiResult<(
     }
     admission::status_on_create(group, kind, &mut obj, ctx.res.status_is_subresource());
     let mut obj = ctx.to_storage(obj);
-    defaults::apply(group, kind, &mut obj);
+    defaults::apply(group, kind, &mut obj, &ctx.state.nodes);
     let name = name_of(&obj).to_string();
     let errors = validation::validate(group, kind, &obj);
     if !errors.is_empty() {
@@ -583,7 +583,7 @@ fn finish_update(ctx: &Ctx, old: &Value, mut new: Value, sub: Option<&str>, chan
         }
         meta.remove("selfLink");
     }
-    defaults::apply(group, kind, &mut new);
+    defaults::apply(group, kind, &mut new, &ctx.state.nodes);
     if admission::tracks_generation(group, kind) && old.get("spec") != new.get("spec") {
         let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
         meta_mut(&mut new).insert("generation".into(), json!(generation));

@@ -40,6 +40,8 @@ pub struct ApiState {
     pub store: Arc<Store>,
     pub shutdown: CancellationToken,
     pub ready: AtomicBool,
+    /// Node heartbeat and eviction settings, shared by pod admission and node lifecycle.
+    pub nodes: crate::config::NodeSettings,
 }
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {

@@ -4,6 +4,13 @@
 pub mod event_ttl;
 pub mod gc;
 pub mod namespace;
+pub mod deployment;
+pub mod events;
+pub mod replicaset;
+pub mod statefulset;
+pub mod daemonset;
+pub mod node_lifecycle;
+pub mod scheduler;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +29,13 @@ pub fn spawn(state: Arc<ApiState>) -> Vec<JoinHandle<()>> {
                 .instrument(tracing::info_span!("namespace-controller")),
         ),
         tokio::spawn(gc::run(LocalClient::new(state.clone(), "generic-garbage-collector")).instrument(tracing::info_span!("garbage-collector"))),
-        tokio::spawn(event_ttl::run(LocalClient::new(state, "event-ttl")).instrument(tracing::info_span!("event-ttl"))),
+        tokio::spawn(event_ttl::run(LocalClient::new(state.clone(), "event-ttl")).instrument(tracing::info_span!("event-ttl"))),
+        tokio::spawn(replicaset::run(LocalClient::new(state.clone(), "replicaset-controller")).instrument(tracing::info_span!("replicaset-controller"))),
+        tokio::spawn(deployment::run(LocalClient::new(state.clone(), "deployment-controller")).instrument(tracing::info_span!("deployment-controller"))),
+        tokio::spawn(statefulset::run(LocalClient::new(state.clone(), "statefulset-controller")).instrument(tracing::info_span!("statefulset-controller"))),
+        tokio::spawn(scheduler::run(LocalClient::new(state.clone(), "default-scheduler")).instrument(tracing::info_span!("scheduler"))),
+        tokio::spawn(daemonset::run(LocalClient::new(state.clone(), "daemonset-controller")).instrument(tracing::info_span!("daemonset-controller"))),
+        tokio::spawn(node_lifecycle::run(LocalClient::new(state.clone(), "node-controller")).instrument(tracing::info_span!("node-lifecycle-controller"))),
     ]
 }
 
