@@ -7,6 +7,7 @@ pub mod admission;
 pub mod api;
 pub mod config;
 pub mod controllers;
+pub mod ipam;
 pub mod pki;
 pub mod resources;
 pub mod store;
@@ -47,13 +48,18 @@ pub async fn run(config: ServerConfig, listener: TcpListener, shutdown: Cancella
         Store::open(&data_dir, store::Options { history: config.watch_history }).context("opening the store")?,
     );
     bootstrap(&store)?;
+    let ipam = ipam::Ipam::new(&config.service_cidr, &config.cluster_cidr, 24, &[config.cluster_dns])
+        .map_err(|e| anyhow::anyhow!("--service-cidr/--cluster-cidr: {e}"))?;
+    ipam.load(&store);
 
     let state = Arc::new(api::ApiState {
         store: store.clone(),
         shutdown: shutdown.clone(),
         ready: AtomicBool::new(false),
         nodes: config.node_settings(),
+        ipam,
     });
+    bootstrap_kubernetes_service(&state, node_ip, local.port())?;
     let tls = Arc::new(tls_config(&pki)?);
     let controllers = controllers::spawn(state.clone());
     state.ready.store(true, Ordering::Release);
@@ -151,6 +157,37 @@ fn bootstrap(store: &Store) -> Result<()> {
         });
         store.write::<store::StoreError, _>(&key, false, |cur| Ok(if cur.is_some() { Write::Keep } else { Write::Put(obj) }))?;
     }
+    Ok(())
+}
+
+/// The `kubernetes` Service in `default` on the first service IP, and its Endpoints pointing at
+/// this server, as every in-cluster client expects.
+fn bootstrap_kubernetes_service(state: &Arc<api::ApiState>, node_ip: IpAddr, port: u16) -> Result<()> {
+    let client = api::local::LocalClient::new(state.clone(), "edge-server");
+    let services = resources::must("", "v1", "services");
+    let wanted_ip = state.ipam.first_service_ip().to_string();
+    match client.get(services, Some("default"), "kubernetes") {
+        Ok(_) => {}
+        Err(e) if e.code == 404 => {
+            let svc = json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "kubernetes", "namespace": "default",
+                             "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                "spec": {"type": "ClusterIP", "clusterIP": wanted_ip, "sessionAffinity": "None",
+                         "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]},
+            });
+            client.create(services, Some("default"), svc).map_err(|e| anyhow::anyhow!("creating the kubernetes Service: {}", e.message))?;
+        }
+        Err(e) => bail!("reading the kubernetes Service: {}", e.message),
+    }
+    // The endpoints follow wherever this server listens now.
+    let endpoints = resources::must("", "v1", "endpoints");
+    let ep = json!({
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": node_ip.to_string()}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
+    });
+    client.update(endpoints, Some("default"), ep).map_err(|e| anyhow::anyhow!("writing the kubernetes Endpoints: {}", e.message))?;
     Ok(())
 }
 

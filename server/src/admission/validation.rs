@@ -301,6 +301,12 @@ pub fn validate_update(group: &str, kind: &str, old: &Value, new: &Value) -> Vec
                 immutable("spec.clusterIP", a, b, &mut errs);
             }
         }
+        ("", "Node") => {
+            let (a, b) = (&old["spec"]["podCIDR"], &new["spec"]["podCIDR"]);
+            if a.as_str().is_some_and(|s| !s.is_empty()) && a != b {
+                errs.push(FieldError::forbidden("spec.podCIDR", "node updates may not change podCIDR except from \"\" to valid"));
+            }
+        }
         ("", "Pod") => {
             // Upstream allows only images, activeDeadlineSeconds, tolerations (additions) and a few more to change.
             let strip = |v: &Value| {

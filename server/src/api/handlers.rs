@@ -18,6 +18,7 @@ use super::selectors::{FieldSelector, LabelSelector};
 use super::status::{qualified, ApiError, ApiResult, FieldError};
 use super::{json_response, table, watch, ApiState, Body};
 use crate::admission::{self, convert, defaults, validation};
+use crate::ipam::Taken;
 use crate::resources::{Resource, Shape, Tier};
 use crate::store::{Key, Stored, Write, Written};
 
@@ -472,17 +473,7 @@ pub(super) fn create(ctx: &mut Ctx, mut obj: Value) -> ApiResult<(u16, Value)> {
     let obj = ctx.decode_typed(obj)?;
     let (obj, name) = prepare_new(ctx, obj, None)?;
     ctx.namespace_usable()?;
-    if ctx.query.dry_run {
-        if ctx.state.store.get(&ctx.key(&name)).is_some() {
-            return Err(ApiError::already_exists(ctx.res.plural, ctx.res.group, &name));
-        }
-        return Ok((201, ctx.present(obj)));
-    }
-    let written = ctx.state.store.write(&ctx.key(&name), ctx.ephemeral(), |cur| match cur {
-        Some(_) => Err(ApiError::already_exists(ctx.res.plural, ctx.res.group, &name)),
-        None => Ok(Write::Put(obj)),
-    })?;
-    Ok((201, ctx.present(written_value(&written))))
+    store_new(ctx, &name, obj, false)
 }
 
 /// Server-owned metadata, status, defaults, validation and managed fields of a new object. `managed`
@@ -691,10 +682,31 @@ fn commit_change<F>(ctx: &Ctx, name: &str, decide: F) -> ApiResult<(u16, Value)>
 where
     F: FnOnce(&Ctx, &Value) -> ApiResult<Write>,
 {
+    // Addresses taken by this write (given back if it fails or is a dry run) and those the object
+    // stops holding (given back once the write is stored).
+    let taken = std::cell::RefCell::new(Taken::default());
+    let freed = std::cell::RefCell::new(Taken::default());
+    let decide = |ctx: &Ctx, old: &Value| -> ApiResult<Write> {
+        match decide(ctx, old)? {
+            Write::Put(mut new) if ctx.res.plural == "services" => {
+                let t = ctx.state.ipam.allocate_service(&mut new, Some(old)).map_err(|e| ctx.invalid(name, &e))?;
+                *taken.borrow_mut() = t;
+                *freed.borrow_mut() = ctx.state.ipam.released_by_update(old, &new);
+                Ok(Write::Put(new))
+            }
+            Write::Delete => {
+                *freed.borrow_mut() = held_addresses(ctx, old);
+                Ok(Write::Delete)
+            }
+            other => Ok(other),
+        }
+    };
     if ctx.query.dry_run {
         let cur = ctx.state.store.get(&ctx.key(name)).ok_or_else(|| ctx.not_found(name))?;
         let old = cur.value();
-        return Ok(match decide(ctx, &old)? {
+        let result = decide(ctx, &old);
+        ctx.state.ipam.release(&taken.borrow());
+        return Ok(match result? {
             Write::Put(v) => (200, ctx.present(v)),
             Write::Delete | Write::Keep => (200, ctx.present(old)),
         });
@@ -702,8 +714,50 @@ where
     let written = ctx.state.store.write(&ctx.key(name), ctx.ephemeral(), |cur: Option<&Stored>| {
         let cur = cur.ok_or_else(|| ctx.not_found(name))?;
         decide(ctx, &cur.value())
-    })?;
-    Ok((200, ctx.present(written_value(&written))))
+    });
+    match &written {
+        Ok(_) => ctx.state.ipam.release(&freed.borrow()),
+        Err(_) => ctx.state.ipam.release(&taken.borrow()),
+    }
+    Ok((200, ctx.present(written_value(&written?))))
+}
+
+/// The cluster IP, node ports or pod CIDR an object holds: freed when it is deleted.
+fn held_addresses(ctx: &Ctx, obj: &Value) -> Taken {
+    match ctx.res.plural {
+        "services" => ctx.state.ipam.taken_by_service(obj),
+        "nodes" => ctx.state.ipam.taken_by_node(obj),
+        _ => Taken::default(),
+    }
+}
+
+/// Allocates what a new object needs (Services: cluster IP and node ports).
+fn allocate_new(ctx: &Ctx, name: &str, obj: &mut Value) -> ApiResult<Taken> {
+    if ctx.res.plural != "services" {
+        return Ok(Taken::default());
+    }
+    ctx.state.ipam.allocate_service(obj, None).map_err(|e| ctx.invalid(name, &e))
+}
+
+/// Stores a new object, giving back its addresses if the write fails or is a dry run.
+fn store_new(ctx: &Ctx, name: &str, mut obj: Value, conflict_on_exists: bool) -> ApiResult<(u16, Value)> {
+    let taken = allocate_new(ctx, name, &mut obj)?;
+    if ctx.query.dry_run {
+        ctx.state.ipam.release(&taken);
+        if ctx.state.store.get(&ctx.key(name)).is_some() {
+            return Err(ApiError::already_exists(ctx.res.plural, ctx.res.group, name));
+        }
+        return Ok((201, ctx.present(obj)));
+    }
+    let written = ctx.state.store.write(&ctx.key(name), ctx.ephemeral(), |cur| match cur {
+        Some(_) if conflict_on_exists => Err(ApiError::conflict(ctx.res.plural, ctx.res.group, name, "the object was created concurrently; retry")),
+        Some(_) => Err(ApiError::already_exists(ctx.res.plural, ctx.res.group, name)),
+        None => Ok(Write::Put(obj)),
+    });
+    if written.is_err() {
+        ctx.state.ipam.release(&taken);
+    }
+    Ok((201, ctx.present(written_value(&written?))))
 }
 
 fn patch(ctx: &mut Ctx, name: &str, sub: Option<&str>, content_type: Option<&str>, bytes: &[u8]) -> ApiResult<(u16, Value)> {
@@ -802,14 +856,7 @@ fn apply(ctx: &mut Ctx, name: &str, sub: Option<&str>, mut applied: Value) -> Ap
         let obj = ctx.decode_typed(obj)?;
         let (obj, name) = prepare_new(ctx, obj, Some(managed))?;
         ctx.namespace_usable()?;
-        if ctx.query.dry_run {
-            return Ok((201, ctx.present(obj)));
-        }
-        let written = ctx.state.store.write(&ctx.key(&name), ctx.ephemeral(), |cur| match cur {
-            Some(_) => Err(ApiError::conflict(ctx.res.plural, ctx.res.group, &name, "the object was created concurrently; retry")),
-            None => Ok(Write::Put(obj)),
-        })?;
-        return Ok((201, ctx.present(written_value(&written))));
+        return store_new(ctx, &name, obj, true);
     }
     let ctx_ref: &Ctx = ctx;
     commit_change(ctx_ref, name, |ctx, old| {
@@ -1052,6 +1099,9 @@ pub(super) fn delete(ctx: &Ctx, name: &str, bytes: &[u8]) -> ApiResult<(u16, Val
         let cur = cur.ok_or_else(|| ctx.not_found(name))?;
         delete_decision(ctx, name, &cur.value(), &opts)
     })?;
+    if let Written::Deleted(s) = &written {
+        ctx.state.ipam.release(&held_addresses(ctx, &s.value()));
+    }
     Ok(match written {
         Written::Deleted(s) if ctx.res.plural != "pods" => (200, deleted_status(ctx, &s.value())),
         // Objects that remain (finalizers, graceful termination) come back as they are now.
@@ -1061,7 +1111,7 @@ pub(super) fn delete(ctx: &Ctx, name: &str, bytes: &[u8]) -> ApiResult<(u16, Val
 
 fn delete_collection(ctx: &Ctx, bytes: &[u8]) -> ApiResult<Value> {
     let sel = Selectors::parse(ctx)?;
-    let opts = delete_options(ctx, bytes)?;
+    delete_options(ctx, bytes)?;
     let (items, _) = ctx.state.store.list(&ctx.res.store_key(), ctx.namespace.as_deref(), None);
     let mut out = Vec::new();
     for (key, stored) in items {
@@ -1069,7 +1119,7 @@ fn delete_collection(ctx: &Ctx, bytes: &[u8]) -> ApiResult<Value> {
         if !sel.matches(&obj) {
             continue;
         }
-        let sub = Ctx {
+        let one = Ctx {
             state: ctx.state,
             res: ctx.res,
             namespace: Some(key.namespace.clone()).filter(|n| !n.is_empty()),
@@ -1078,15 +1128,8 @@ fn delete_collection(ctx: &Ctx, bytes: &[u8]) -> ApiResult<Value> {
             headers: ctx.headers.clone(),
             warnings: Vec::new(),
         };
-        if opts.dry_run {
-            out.push(obj);
-            continue;
-        }
-        match ctx.state.store.write(&key, ctx.ephemeral(), |cur: Option<&Stored>| {
-            let cur = cur.ok_or_else(|| sub.not_found(&key.name))?;
-            delete_decision(&sub, &key.name, &cur.value(), &opts)
-        }) {
-            Ok(w) => out.push(ctx.present(written_value(&w))),
+        match delete(&one, &key.name, bytes) {
+            Ok(_) => out.push(obj),
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),
         }

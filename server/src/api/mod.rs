@@ -42,6 +42,8 @@ pub struct ApiState {
     pub ready: AtomicBool,
     /// Node heartbeat and eviction settings, shared by pod admission and node lifecycle.
     pub nodes: crate::config::NodeSettings,
+    /// Cluster IPs, node ports and pod CIDRs.
+    pub ipam: crate::ipam::Ipam,
 }
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {

@@ -1,9 +1,11 @@
 //! Controllers that run inside edge-server: level-triggered, a pure plan from the
 //! observed state, then writes through the same API code paths as any client.
 
+pub mod endpoints;
 pub mod event_ttl;
 pub mod gc;
 pub mod namespace;
+pub mod node_ipam;
 pub mod deployment;
 pub mod events;
 pub mod replicaset;
@@ -29,6 +31,8 @@ pub fn spawn(state: Arc<ApiState>) -> Vec<JoinHandle<()>> {
                 .instrument(tracing::info_span!("namespace-controller")),
         ),
         tokio::spawn(gc::run(LocalClient::new(state.clone(), "generic-garbage-collector")).instrument(tracing::info_span!("garbage-collector"))),
+        tokio::spawn(endpoints::run(LocalClient::new(state.clone(), "endpoint-controller")).instrument(tracing::info_span!("endpoints"))),
+        tokio::spawn(node_ipam::run(LocalClient::new(state.clone(), "node-ipam-controller")).instrument(tracing::info_span!("node-ipam"))),
         tokio::spawn(event_ttl::run(LocalClient::new(state.clone(), "event-ttl")).instrument(tracing::info_span!("event-ttl"))),
         tokio::spawn(replicaset::run(LocalClient::new(state.clone(), "replicaset-controller")).instrument(tracing::info_span!("replicaset-controller"))),
         tokio::spawn(deployment::run(LocalClient::new(state.clone(), "deployment-controller")).instrument(tracing::info_span!("deployment-controller"))),
