@@ -1,0 +1,93 @@
+//! `edge-shim <sandbox-dir>`: starts the sandbox's shim detached (a new session, reparented away from
+//! the caller) and exits once it answers on its socket, printing its pid. `edge-shim --serve <dir>` is
+//! the shim itself (see `edge_runtime::shim`). Single-threaded on purpose: libcontainer requires it.
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use edge_runtime::layout;
+use edge_runtime::protocol::Request;
+use edge_runtime::sandbox::request;
+
+fn usage() -> ExitCode {
+    eprintln!("usage: edge-shim <sandbox-dir> | edge-shim --serve <sandbox-dir>");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    match args.as_slice() {
+        [_, flag, dir] if flag == "--serve" => serve(Path::new(dir)),
+        [_, dir] if !dir.starts_with('-') => launch(Path::new(dir)),
+        _ => usage(),
+    }
+}
+
+fn serve(dir: &Path) -> ExitCode {
+    // Detach from the caller's session so its terminal or process-group signals never reach us.
+    let _ = nix::unistd::setsid();
+    match edge_runtime::shim::serve(dir) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edge-shim: {e}: {}", source_chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut out = Vec::new();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push(s.to_string());
+        cur = s.source();
+    }
+    out.join(": ")
+}
+
+fn launch(dir: &Path) -> ExitCode {
+    let log_path = dir.join(layout::SHIM_LOG);
+    let log = match OpenOptions::new().create(true).append(true).open(&log_path) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("edge-shim: {}: {e}", log_path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let (out, err) = match (log.try_clone(), log.try_clone()) {
+        (Ok(a), Ok(b)) => (a, b),
+        _ => return ExitCode::FAILURE,
+    };
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("edge-shim"));
+    let mut child = match Command::new(exe)
+        .arg("--serve")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("edge-shim: spawning: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The shim may only be used once it answers; report its death instead of waiting in vain.
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        if let Ok(Some(status)) = child.try_wait() {
+            eprintln!("edge-shim: shim exited early ({status}); see {}", log_path.display());
+            return ExitCode::FAILURE;
+        }
+        if let Ok(pid) = request(dir, &Request::Ping) {
+            println!("{pid}");
+            return ExitCode::SUCCESS;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    eprintln!("edge-shim: shim did not answer within 10 s; see {}", log_path.display());
+    ExitCode::FAILURE
+}
