@@ -116,104 +116,78 @@ impl Batch {
         self
     }
 
+    /// Queues one nf_tables message about an object of `table`.
+    fn queue(
+        &mut self,
+        msg_type: u8,
+        table: &Table,
+        flags: u16,
+        attrs: Vec<Attr>,
+        what: String,
+    ) -> &mut Self {
+        self.push(Message::nft(
+            msg_type,
+            table.family as u8,
+            flags,
+            attrs,
+            what,
+        ))
+    }
+
     /// `add table` (no error if it exists).
     pub fn add_table(&mut self, t: &Table) -> &mut Self {
         self.note(check_name("table", &t.name));
-        let what = format!("NEWTABLE {} {}", t.family.as_str(), t.name);
-        self.push(Message::nft(
-            NFT_MSG_NEWTABLE,
-            t.family as u8,
-            NLM_F_CREATE,
-            t.new_attrs(),
-            what,
-        ))
+        let what = describe("NEWTABLE", t, "");
+        self.queue(NFT_MSG_NEWTABLE, t, NLM_F_CREATE, t.new_attrs(), what)
     }
 
     /// `delete table` with everything in it. Fails the batch if the table does not exist;
     /// precede it with [`Batch::add_table`] to delete "if present".
     pub fn delete_table(&mut self, t: &Table) -> &mut Self {
         self.note(check_name("table", &t.name));
-        let what = format!("DELTABLE {} {}", t.family.as_str(), t.name);
-        self.push(Message::nft(
-            NFT_MSG_DELTABLE,
-            t.family as u8,
-            0,
-            t.del_attrs(),
-            what,
-        ))
+        let what = describe("DELTABLE", t, "");
+        self.queue(NFT_MSG_DELTABLE, t, 0, t.del_attrs(), what)
     }
 
     /// `add chain` (base chains with their hook; re-adding an existing chain is a no-op).
     pub fn add_chain(&mut self, c: &Chain) -> &mut Self {
         self.note(check_name("chain", &c.name));
-        let what = format!(
-            "NEWCHAIN {} {} {}",
-            c.table.family.as_str(),
-            c.table.name,
-            c.name
-        );
-        self.push(Message::nft(
+        let what = describe("NEWCHAIN", &c.table, &c.name);
+        self.queue(
             NFT_MSG_NEWCHAIN,
-            c.table.family as u8,
+            &c.table,
             NLM_F_CREATE,
             c.new_attrs(),
             what,
-        ))
+        )
     }
 
     /// `flush chain`: removes all its rules.
     pub fn flush_chain(&mut self, c: &Chain) -> &mut Self {
         self.note(check_name("chain", &c.name));
-        let what = format!(
-            "DELRULE (flush) {} {} {}",
-            c.table.family.as_str(),
-            c.table.name,
-            c.name
-        );
-        self.push(Message::nft(
-            NFT_MSG_DELRULE,
-            c.table.family as u8,
-            0,
-            c.flush_attrs(),
-            what,
-        ))
+        let what = describe("DELRULE (flush)", &c.table, &c.name);
+        self.queue(NFT_MSG_DELRULE, &c.table, 0, c.flush_attrs(), what)
     }
 
     /// `delete chain`: the chain must be empty and unreferenced by then (flush it and remove
     /// jumps to it earlier in the same batch).
     pub fn delete_chain(&mut self, c: &Chain) -> &mut Self {
         self.note(check_name("chain", &c.name));
-        let what = format!(
-            "DELCHAIN {} {} {}",
-            c.table.family.as_str(),
-            c.table.name,
-            c.name
-        );
-        self.push(Message::nft(
-            NFT_MSG_DELCHAIN,
-            c.table.family as u8,
-            0,
-            c.del_attrs(),
-            what,
-        ))
+        let what = describe("DELCHAIN", &c.table, &c.name);
+        self.queue(NFT_MSG_DELCHAIN, &c.table, 0, c.del_attrs(), what)
     }
 
     /// Appends a rule to its chain.
     pub fn add_rule(&mut self, r: &Rule) -> &mut Self {
         self.note(check_name("chain", &r.chain));
-        let what = format!(
-            "NEWRULE {} {} {}",
-            r.table.family.as_str(),
-            r.table.name,
-            r.chain
-        );
-        self.push(Message::nft(
+        let what = describe("NEWRULE", &r.table, &r.chain);
+        self.queue(
             NFT_MSG_NEWRULE,
-            r.table.family as u8,
+            &r.table,
             NLM_F_CREATE | NLM_F_APPEND,
             r.new_attrs(),
             what,
-        ))
+        )
     }
 
     /// Deletes one rule by the handle the kernel gave it (see [`crate::NftSocket::list_rules`]).
@@ -226,13 +200,7 @@ impl Batch {
             c.table.name,
             c.name
         );
-        self.push(Message::nft(
-            NFT_MSG_DELRULE,
-            c.table.family as u8,
-            0,
-            attrs,
-            what,
-        ))
+        self.queue(NFT_MSG_DELRULE, &c.table, 0, attrs, what)
     }
 
     fn alloc_set_id(&mut self) -> u32 {
@@ -252,19 +220,14 @@ impl Batch {
                 id,
             );
         }
-        let what = format!(
-            "NEWSET {} {} {}",
-            s.table.family.as_str(),
-            s.table.name,
-            s.name
-        );
-        self.push(Message::nft(
+        let what = describe("NEWSET", &s.table, &s.name);
+        self.queue(
             NFT_MSG_NEWSET,
-            s.table.family as u8,
+            &s.table,
             NLM_F_CREATE,
             s.new_attrs(id),
             what,
-        ));
+        );
         SetRef {
             name: s.name.clone(),
             id: Some(id),
@@ -274,19 +237,8 @@ impl Batch {
     /// `delete set`.
     pub fn delete_set(&mut self, s: &Set) -> &mut Self {
         self.note(check_name("set", &s.name));
-        let what = format!(
-            "DELSET {} {} {}",
-            s.table.family.as_str(),
-            s.table.name,
-            s.name
-        );
-        self.push(Message::nft(
-            NFT_MSG_DELSET,
-            s.table.family as u8,
-            0,
-            s.del_attrs(),
-            what,
-        ))
+        let what = describe("DELSET", &s.table, &s.name);
+        self.queue(NFT_MSG_DELSET, &s.table, 0, s.del_attrs(), what)
     }
 
     fn id_of(&self, s: &Set) -> Option<u32> {
@@ -351,20 +303,9 @@ impl Batch {
 
     /// `flush set`: removes every element.
     pub fn flush_set(&mut self, s: &Set) -> &mut Self {
-        let what = format!(
-            "DELSETELEM (flush) {} {} {}",
-            s.table.family.as_str(),
-            s.table.name,
-            s.name
-        );
+        let what = describe("DELSETELEM (flush)", &s.table, &s.name);
         let attrs = elem_list_attrs(s, None, &[], false);
-        self.push(Message::nft(
-            NFT_MSG_DELSETELEM,
-            s.table.family as u8,
-            0,
-            attrs,
-            what,
-        ))
+        self.queue(NFT_MSG_DELSETELEM, &s.table, 0, attrs, what)
     }
 
     /// An anonymous constant verdict map (`vmap { k : verdict, … }` written inline in a rule):
@@ -424,6 +365,15 @@ impl Batch {
             messages,
             begin_seq,
         })
+    }
+}
+
+/// How a message is named in error reports: `VERB family table [object]`.
+fn describe(verb: &str, table: &Table, object: &str) -> String {
+    if object.is_empty() {
+        format!("{verb} {} {}", table.family.as_str(), table.name)
+    } else {
+        format!("{verb} {} {} {object}", table.family.as_str(), table.name)
     }
 }
 
