@@ -3,9 +3,9 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{Server, NGINX_DEPLOYMENT};
+use support::{eventually, Server, NGINX_DEPLOYMENT};
 
 fn owned_configmap(name: &str, owner_uid: &str, block: bool) -> String {
     format!(
@@ -13,13 +13,6 @@ fn owned_configmap(name: &str, owner_uid: &str, block: bool) -> String {
     )
 }
 
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn setup(s: &Server, dependent: &str, block: bool) {
     let out = s.apply_stdin(&["apply", "-f", "-"], NGINX_DEPLOYMENT);
@@ -34,7 +27,7 @@ fn background_deletion_collects_dependents() {
     let s = Server::start();
     setup(&s, "dep", false);
     s.ok(&["delete", "deploy", "nginx-deployment"]);
-    eventually("the dependent to be collected", || !s.kubectl(&["get", "cm", "dep"]).status.success());
+    eventually("the dependent to be collected", Duration::from_secs(15), || !s.kubectl(&["get", "cm", "dep"]).status.success());
 }
 
 #[test]
@@ -42,7 +35,7 @@ fn orphan_deletion_keeps_dependents_without_the_reference() {
     let s = Server::start();
     setup(&s, "dep", true);
     s.ok(&["delete", "deploy", "nginx-deployment", "--cascade=orphan"]);
-    eventually("the owner to go", || !s.kubectl(&["get", "deploy", "nginx-deployment"]).status.success());
+    eventually("the owner to go", Duration::from_secs(15), || !s.kubectl(&["get", "deploy", "nginx-deployment"]).status.success());
     assert_eq!(s.ok(&["get", "cm", "dep", "-o", "jsonpath={.metadata.ownerReferences}"]), "");
 }
 
@@ -58,7 +51,7 @@ fn foreground_deletion_waits_for_blocking_dependents() {
     assert!(fin.contains("foregroundDeletion"), "{fin}");
     assert!(s.ok(&["get", "cm", "dep", "-o", "jsonpath={.metadata.deletionTimestamp}"]).len() > 10);
     s.ok(&["patch", "cm", "dep", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]);
-    eventually("the owner to go", || !s.kubectl(&["get", "deploy", "nginx-deployment"]).status.success());
+    eventually("the owner to go", Duration::from_secs(15), || !s.kubectl(&["get", "deploy", "nginx-deployment"]).status.success());
     assert!(!s.kubectl(&["get", "cm", "dep"]).status.success());
 }
 

@@ -9,7 +9,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use futures_util::StreamExt;
@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::watcher;
 use serde_json::json;
-use support::Server;
+use support::{eventually, Server};
 
 const MIN_READY_SECONDS: i64 = 2;
 
@@ -192,13 +192,6 @@ fn kubectl(s: &Server, args: &[&str]) -> String {
     tokio::task::block_in_place(|| s.ok(args))
 }
 
-fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn revisions(history: &str) -> Vec<String> {
     history.lines().skip_while(|l| !l.starts_with("REVISION")).skip(1).filter_map(|l| l.split_whitespace().next().map(str::to_string)).collect()

@@ -4,17 +4,10 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::Server;
+use support::{eventually, Server};
 
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 const POD: &str = "apiVersion: v1
 kind: Pod
@@ -78,24 +71,24 @@ fn endpoints_follow_pod_readiness_and_named_ports() {
     );
     run_pod(&s, "web-a", "10.42.0.5", true);
     run_pod(&s, "web-b", "10.42.0.6", false);
-    eventually("endpoints", || s.ok(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[0].addresses[*].ip}"]) == "10.42.0.5");
+    eventually("endpoints", Duration::from_secs(15), || s.ok(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[0].addresses[*].ip}"]) == "10.42.0.5");
     assert_eq!(s.ok(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[0].notReadyAddresses[*].ip}"]), "10.42.0.6");
     assert_eq!(s.ok(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[0].ports[0].port}"]), "8080");
     let slices = s.ok(&["get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o", "jsonpath={.items[*].endpoints[*].addresses[0]}"]);
     assert_eq!(slices, "10.42.0.5 10.42.0.6");
     // Readiness changes move the address; deleting the pod removes it.
     s.ok(&["patch", "pod", "web-b", "--subresource=status", "--type=merge", "-p", r#"{"status":{"conditions":[{"type":"Ready","status":"True"}]}}"#]);
-    eventually("both ready", || s.ok(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[0].addresses[*].ip}"]) == "10.42.0.5 10.42.0.6");
+    eventually("both ready", Duration::from_secs(15), || s.ok(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[0].addresses[*].ip}"]) == "10.42.0.5 10.42.0.6");
     s.ok(&["delete", "pod", "web-a", "--grace-period=0", "--force"]);
-    eventually("a removed", || s.ok(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[0].addresses[*].ip}"]) == "10.42.0.6");
+    eventually("a removed", Duration::from_secs(15), || s.ok(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[0].addresses[*].ip}"]) == "10.42.0.6");
     // A selector-less service keeps the Endpoints its user writes.
     s.apply_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: Service\nmetadata:\n  name: ext\nspec:\n  ports: [{port: 5432}]\n---\napiVersion: v1\nkind: Endpoints\nmetadata:\n  name: ext\nsubsets:\n- addresses: [{ip: 192.168.1.50}]\n  ports: [{port: 5432}]\n");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(s.ok(&["get", "endpoints", "ext", "-o", "jsonpath={.subsets[0].addresses[0].ip}"]), "192.168.1.50");
     // Deleting the service removes what the controller wrote.
     s.ok(&["delete", "svc", "web"]);
-    eventually("endpoints gone", || !s.kubectl(&["get", "endpoints", "web"]).status.success());
-    eventually("slices gone", || s.ok(&["get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o", "name"]).trim().is_empty());
+    eventually("endpoints gone", Duration::from_secs(15), || !s.kubectl(&["get", "endpoints", "web"]).status.success());
+    eventually("slices gone", Duration::from_secs(15), || s.ok(&["get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o", "name"]).trim().is_empty());
 }
 
 #[test]
@@ -104,7 +97,7 @@ fn nodes_get_distinct_pod_cidrs() {
     for n in ["n1", "n2"] {
         s.apply_stdin(&["apply", "-f", "-"], &format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {n}\n"));
     }
-    eventually("pod CIDRs", || s.ok(&["get", "nodes", "-o", "jsonpath={.items[*].spec.podCIDR}"]).split_whitespace().count() == 2);
+    eventually("pod CIDRs", Duration::from_secs(15), || s.ok(&["get", "nodes", "-o", "jsonpath={.items[*].spec.podCIDR}"]).split_whitespace().count() == 2);
     let cidrs = s.ok(&["get", "nodes", "-o", "jsonpath={.items[*].spec.podCIDR}"]);
     let list: Vec<&str> = cidrs.split_whitespace().collect();
     assert_ne!(list[0], list[1]);
