@@ -42,7 +42,9 @@ impl Server {
             .expect("start edge-server");
         let s = Server { child, dir, port };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !s.dir.path().join("data/tls/admin.key").exists() || std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !s.dir.path().join("data/tls/admin.key").exists()
+            || std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        {
             assert!(Instant::now() < deadline, "server did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -55,7 +57,11 @@ impl Server {
 
     fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
     }
 
     /// Bytes the process has caused to be written to storage (page-cache writes included on flush).
@@ -101,7 +107,8 @@ impl Conn {
         for c in CertificateDer::pem_slice_iter(&read("ca.crt")) {
             roots.add(c.expect("ca")).expect("add ca");
         }
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read("admin.crt")).map(|c| c.expect("cert")).collect();
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(&read("admin.crt")).map(|c| c.expect("cert")).collect();
         let key = PrivateKeyDer::from_pem_slice(&read("admin.key")).expect("key");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let cfg = rustls::ClientConfig::builder_with_provider(provider)
@@ -194,7 +201,8 @@ async fn main() {
     let n_get = 5000;
     let started = Instant::now();
     for i in 0..n_get {
-        let (code, _) = conn.request("GET", &format!("/api/v1/namespaces/default/configmaps/cm-{}", i % n_create), vec![]).await;
+        let (code, _) =
+            conn.request("GET", &format!("/api/v1/namespaces/default/configmaps/cm-{}", i % n_create), vec![]).await;
         assert_eq!(code, 200);
     }
     let gets = n_get as f64 / started.elapsed().as_secs_f64();
@@ -222,7 +230,8 @@ async fn main() {
     };
     let req = {
         let (mut parts, body) = req.into_parts();
-        parts.uri = format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rev}").parse().expect("uri");
+        parts.uri =
+            format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rev}").parse().expect("uri");
         hyper::Request::from_parts(parts, body)
     };
     let resp = watch_conn.send.send_request(req).await.expect("watch");
@@ -265,16 +274,44 @@ async fn main() {
     let per_hour = |b: u64| b as f64 * 3600.0 / idle_secs as f64;
     let binary = std::fs::metadata(env!("CARGO_BIN_EXE_edge-server")).map(|m| m.len()).unwrap_or(0);
 
-    println!("\nedge-server API benchmark ({} cores, profile of this build)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "\nedge-server API benchmark ({} cores, profile of this build)",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
     row("what", "measured".into(), "baseline".into(), "");
-    row("JSON creates, one keep-alive conn", format!("{creates:.0}/s"), format!("rusqlite {raw:.0}/s"), &format!("{:.2}x of raw; goal >= 1200/s", creates / raw));
+    row(
+        "JSON creates, one keep-alive conn",
+        format!("{creates:.0}/s"),
+        format!("rusqlite {raw:.0}/s"),
+        &format!("{:.2}x of raw; goal >= 1200/s", creates / raw),
+    );
     row("gets, one keep-alive conn", format!("{gets:.0}/s"), "-".into(), "");
     row(&format!("list of {} configmaps", n_create), format!("{list_ms:.1} ms"), "-".into(), "");
-    row("watch latency create->event p50 / p99", format!("{:.2}/{:.2} ms", p50.as_secs_f64() * 1e3, p99.as_secs_f64() * 1e3), "-".into(), "");
+    row(
+        "watch latency create->event p50 / p99",
+        format!("{:.2}/{:.2} ms", p50.as_secs_f64() * 1e3, p99.as_secs_f64() * 1e3),
+        "-".into(),
+        "",
+    );
     row("RSS idle (fresh start)", format!("{} KiB", rss_idle.max(rss_fresh)), "-".into(), "goal < 20 MB");
     row("RSS with ~2.2k objects", format!("{rss_2k} KiB"), "-".into(), "goal < 30 MB at 1000");
     row("RSS with ~10k objects", format!("{rss_10k} KiB"), "-".into(), "");
-    row(&format!("data dir growth idle {idle_secs}s -> per hour"), format!("{:.0} B/h", per_hour(dir_after.saturating_sub(dir_before))), "-".into(), "goal < 1 MB/h");
-    row(&format!("process write_bytes idle {idle_secs}s -> per hour"), format!("{:.0} B/h", per_hour(io_after.saturating_sub(io_before))), "-".into(), "");
-    row("binary size (this profile)", format!("{:.1} MB", binary as f64 / 1e6), "-".into(), "goal < 20 MB stripped release");
+    row(
+        &format!("data dir growth idle {idle_secs}s -> per hour"),
+        format!("{:.0} B/h", per_hour(dir_after.saturating_sub(dir_before))),
+        "-".into(),
+        "goal < 1 MB/h",
+    );
+    row(
+        &format!("process write_bytes idle {idle_secs}s -> per hour"),
+        format!("{:.0} B/h", per_hour(io_after.saturating_sub(io_before))),
+        "-".into(),
+        "",
+    );
+    row(
+        "binary size (this profile)",
+        format!("{:.1} MB", binary as f64 / 1e6),
+        "-".into(),
+        "goal < 20 MB stripped release",
+    );
 }

@@ -25,7 +25,15 @@ impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let child = Command::new(env!("CARGO_BIN_EXE_edge-server"))
-            .args(["--disable-agent", "--bind-address", "127.0.0.1", "--https-listen-port", "0", "--node-monitor-grace-period", "1h"])
+            .args([
+                "--disable-agent",
+                "--bind-address",
+                "127.0.0.1",
+                "--https-listen-port",
+                "0",
+                "--node-monitor-grace-period",
+                "1h",
+            ])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .arg("--write-kubeconfig")
@@ -59,7 +67,8 @@ impl Server {
         // Fields after the command name (which may contain spaces) start after the last ')'.
         let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
         let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let ticks: u64 =
+            f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
         Duration::from_millis(ticks * 10)
     }
 }
@@ -148,9 +157,17 @@ async fn main() {
     let idle_cpu = server.cpu() - idle0;
     let idle_pct = idle_cpu.as_secs_f64() * 100.0 / idle_secs as f64;
 
-    println!("\nedge-server controllers benchmark ({} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "\nedge-server controllers benchmark ({} cores)",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
     println!("{:<52} {:>14} {:>14}", "what", "time", "server CPU");
-    println!("{:<52} {:>12.2} s {:>12.2} s", "baseline: 1000 pods created directly via the API", base_time.as_secs_f64(), base_cpu.as_secs_f64());
+    println!(
+        "{:<52} {:>12.2} s {:>12.2} s",
+        "baseline: 1000 pods created directly via the API",
+        base_time.as_secs_f64(),
+        base_cpu.as_secs_f64()
+    );
     println!(
         "{:<52} {:>12.2} s {:>12.2} s   ({created} created, {bound} bound; {:.1}x the baseline time; goal < 10 s)",
         "100 Deployments x 10 replicas: all pods bound",
@@ -158,5 +175,10 @@ async fn main() {
         converge_cpu.as_secs_f64(),
         converge.as_secs_f64() / base_time.as_secs_f64()
     );
-    println!("{:<52} {:>14} {:>12.2} s   ({idle_pct:.2} % of one core; goal < 1 %)", format!("idle {idle_secs} s with 1000 pods"), "", idle_cpu.as_secs_f64());
+    println!(
+        "{:<52} {:>14} {:>12.2} s   ({idle_pct:.2} % of one core; goal < 1 %)",
+        format!("idle {idle_secs} s with 1000 pods"),
+        "",
+        idle_cpu.as_secs_f64()
+    );
 }

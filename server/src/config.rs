@@ -69,7 +69,11 @@ pub struct NodeSettings {
 
 impl Default for NodeSettings {
     fn default() -> Self {
-        NodeSettings { grace: std::time::Duration::from_secs(40), not_ready_toleration_seconds: 30, unreachable_toleration_seconds: 30 }
+        NodeSettings {
+            grace: std::time::Duration::from_secs(40),
+            not_ready_toleration_seconds: 30,
+            unreachable_toleration_seconds: 30,
+        }
     }
 }
 

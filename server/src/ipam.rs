@@ -26,7 +26,9 @@ pub struct Cidr {
 impl Cidr {
     pub fn parse(s: &str) -> Result<Cidr, String> {
         let (ip, prefix) = s.split_once('/').ok_or_else(|| format!("{s:?} is not a CIDR"))?;
-        let base: Ipv4Addr = ip.parse().map_err(|_| format!("{s:?}: {ip:?} is not an IPv4 address (IPv6 ranges are not supported yet)"))?;
+        let base: Ipv4Addr = ip
+            .parse()
+            .map_err(|_| format!("{s:?}: {ip:?} is not an IPv4 address (IPv6 ranges are not supported yet)"))?;
         let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32).ok_or_else(|| format!("{s:?}: bad prefix length"))?;
         let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
         Ok(Cidr { base: Ipv4Addr::from(u32::from(base) & mask), prefix })
@@ -114,7 +116,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Ipam {
     /// `reserved` addresses of the service range (the cluster DNS IP) are only given when requested.
-    pub fn new(service_cidr: &str, cluster_cidr: &str, node_cidr_prefix: u8, reserved: &[IpAddr]) -> Result<Ipam, String> {
+    pub fn new(
+        service_cidr: &str,
+        cluster_cidr: &str,
+        node_cidr_prefix: u8,
+        reserved: &[IpAddr],
+    ) -> Result<Ipam, String> {
         let service_cidr = Cidr::parse(service_cidr)?;
         let cluster_cidr = Cidr::parse(cluster_cidr)?;
         if node_cidr_prefix < cluster_cidr.prefix || node_cidr_prefix > 30 {
@@ -223,7 +230,8 @@ impl Ipam {
         // Cluster IP.
         if ty != "ExternalName" {
             let requested = svc["spec"]["clusterIP"].as_str().unwrap_or_default().to_string();
-            let old_ip = old.and_then(|o| o["spec"]["clusterIP"].as_str()).filter(|s| !s.is_empty()).map(str::to_string);
+            let old_ip =
+                old.and_then(|o| o["spec"]["clusterIP"].as_str()).filter(|s| !s.is_empty()).map(str::to_string);
             if requested.is_empty() && old_ip.is_some() {
                 // Updates that leave clusterIP out keep it (upstream does the same).
                 let ip = old_ip.unwrap_or_default();
@@ -233,15 +241,20 @@ impl Ipam {
                 match lock(&self.service_ips).take_next() {
                     Some(n) => {
                         taken.service_ips.push(n);
-                        svc["spec"]["clusterIP"] = json!(self.service_cidr.nth(n).map(|i| i.to_string()).unwrap_or_default());
+                        svc["spec"]["clusterIP"] =
+                            json!(self.service_cidr.nth(n).map(|i| i.to_string()).unwrap_or_default());
                     }
-                    None => errors.push(FieldError::invalid("spec.clusterIP", &json!(""), format!("range is full: no free IP in {}", self.service_cidr))),
+                    None => errors.push(FieldError::invalid(
+                        "spec.clusterIP",
+                        &json!(""),
+                        format!("range is full: no free IP in {}", self.service_cidr),
+                    )),
                 }
             } else {
                 match self.ip_index(&requested) {
                     None if requested.parse::<IpAddr>().is_err() => errors.push(FieldError::invalid("spec.clusterIP", &json!(requested), "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")),
                     None => errors.push(FieldError::invalid("spec.clusterIP", &json!(requested), format!("failed to allocate IP {requested}: provided IP is not in the valid range. The range of valid IPs is {}", self.service_cidr))),
-                    Some(n) if n == 0 || n as u64 == self.service_cidr.size() - 1 => errors.push(FieldError::invalid("spec.clusterIP", &json!(requested), format!("failed to allocate IP {requested}: provided IP is not in the valid range. The range of valid IPs is {}", self.service_cidr))),
+                    Some(n) if n == 0 || n == self.service_cidr.size() - 1 => errors.push(FieldError::invalid("spec.clusterIP", &json!(requested), format!("failed to allocate IP {requested}: provided IP is not in the valid range. The range of valid IPs is {}", self.service_cidr))),
                     Some(n) => {
                         if lock(&self.service_ips).take(n) {
                             taken.service_ips.push(n);
@@ -264,7 +277,13 @@ impl Ipam {
         let old_ports: Vec<(i64, String, u64)> = old
             .into_iter()
             .flat_map(|o| o["spec"]["ports"].as_array().into_iter().flatten())
-            .filter_map(|p| Some((p["port"].as_i64()?, p["protocol"].as_str().unwrap_or("TCP").to_string(), p["nodePort"].as_u64()?)))
+            .filter_map(|p| {
+                Some((
+                    p["port"].as_i64()?,
+                    p["protocol"].as_str().unwrap_or("TCP").to_string(),
+                    p["nodePort"].as_u64()?,
+                ))
+            })
             .collect();
         if let Some(ports) = svc["spec"]["ports"].as_array_mut() {
             for (i, p) in ports.iter_mut().enumerate() {
@@ -275,7 +294,8 @@ impl Ipam {
                     continue;
                 }
                 let key = (p["port"].as_i64().unwrap_or(0), p["protocol"].as_str().unwrap_or("TCP").to_string());
-                let previous = old_ports.iter().find(|(port, proto, _)| (*port, proto.clone()) == key).map(|(_, _, np)| *np);
+                let previous =
+                    old_ports.iter().find(|(port, proto, _)| (*port, proto.clone()) == key).map(|(_, _, np)| *np);
                 match p["nodePort"].as_u64() {
                     None | Some(0) => match previous {
                         Some(np) => p["nodePort"] = json!(np),
@@ -284,20 +304,33 @@ impl Ipam {
                                 taken.node_ports.push(np);
                                 p["nodePort"] = json!(np);
                             }
-                            None => errors.push(FieldError::invalid(format!("spec.ports[{i}].nodePort"), &json!(0), "range is full: no free node port")),
+                            None => errors.push(FieldError::invalid(
+                                format!("spec.ports[{i}].nodePort"),
+                                &json!(0),
+                                "range is full: no free node port",
+                            )),
                         },
                     },
                     Some(np) if old_taken.node_ports.contains(&np) => {}
-                    Some(np) if !(NODE_PORT_RANGE.0 as u64..=NODE_PORT_RANGE.1 as u64).contains(&np) => errors.push(FieldError::invalid(
-                        format!("spec.ports[{i}].nodePort"),
-                        &json!(np),
-                        format!("provided port is not in the valid range. The range of valid ports is {}-{}", NODE_PORT_RANGE.0, NODE_PORT_RANGE.1),
-                    )),
+                    Some(np) if !(NODE_PORT_RANGE.0 as u64..=NODE_PORT_RANGE.1 as u64).contains(&np) => {
+                        errors.push(FieldError::invalid(
+                            format!("spec.ports[{i}].nodePort"),
+                            &json!(np),
+                            format!(
+                                "provided port is not in the valid range. The range of valid ports is {}-{}",
+                                NODE_PORT_RANGE.0, NODE_PORT_RANGE.1
+                            ),
+                        ))
+                    }
                     Some(np) => {
                         if lock(&self.node_ports).take(np) {
                             taken.node_ports.push(np);
                         } else {
-                            errors.push(FieldError::invalid(format!("spec.ports[{i}].nodePort"), &json!(np), "provided port is already allocated"));
+                            errors.push(FieldError::invalid(
+                                format!("spec.ports[{i}].nodePort"),
+                                &json!(np),
+                                "provided port is already allocated",
+                            ));
                         }
                     }
                 }
@@ -352,12 +385,18 @@ mod tests {
         let errs = ipam.allocate_service(&mut taken, None).unwrap_err();
         assert_eq!(errs[0].message(), "spec.clusterIP: Invalid value: \"10.43.0.1\": failed to allocate IP 10.43.0.1: provided IP is already allocated");
         let mut outside = svc(json!({"clusterIP": "10.99.0.1"}));
-        assert!(ipam.allocate_service(&mut outside, None).unwrap_err()[0].message().contains("not in the valid range. The range of valid IPs is 10.43.0.0/16"));
+        assert!(ipam.allocate_service(&mut outside, None).unwrap_err()[0]
+            .message()
+            .contains("not in the valid range. The range of valid IPs is 10.43.0.0/16"));
         let mut next = svc(json!({"ports": [{"port": 80}]}));
         ipam.allocate_service(&mut next, None).unwrap();
         let mut next2 = svc(json!({"ports": [{"port": 80}]}));
         ipam.allocate_service(&mut next2, None).unwrap();
-        assert_eq!((next["spec"]["clusterIP"].as_str(), next2["spec"]["clusterIP"].as_str()), (Some("10.43.0.2"), Some("10.43.0.4")), "the reserved DNS address is skipped");
+        assert_eq!(
+            (next["spec"]["clusterIP"].as_str(), next2["spec"]["clusterIP"].as_str()),
+            (Some("10.43.0.2"), Some("10.43.0.4")),
+            "the reserved DNS address is skipped"
+        );
         let mut dns = svc(json!({"clusterIP": "10.43.0.3"}));
         assert_eq!(ipam.allocate_service(&mut dns, None).unwrap().service_ips, vec![3]);
         let mut headless = svc(json!({"clusterIP": "None"}));
@@ -367,12 +406,16 @@ mod tests {
     #[test]
     fn node_ports_follow_type_and_requests() {
         let ipam = ipam();
-        let mut np = svc(json!({"type": "NodePort", "ports": [{"port": 80, "protocol": "TCP"}, {"port": 53, "protocol": "UDP", "nodePort": 30053}]}));
+        let mut np = svc(
+            json!({"type": "NodePort", "ports": [{"port": 80, "protocol": "TCP"}, {"port": 53, "protocol": "UDP", "nodePort": 30053}]}),
+        );
         let t = ipam.allocate_service(&mut np, None).unwrap();
         assert_eq!(np["spec"]["ports"][0]["nodePort"], 30000);
         assert_eq!(t.node_ports, vec![30000, 30053]);
         let mut clash = svc(json!({"type": "NodePort", "ports": [{"port": 1, "nodePort": 30053}]}));
-        assert!(ipam.allocate_service(&mut clash, None).unwrap_err()[0].message().contains("provided port is already allocated"));
+        assert!(ipam.allocate_service(&mut clash, None).unwrap_err()[0]
+            .message()
+            .contains("provided port is already allocated"));
         let mut bad = svc(json!({"type": "NodePort", "ports": [{"port": 1, "nodePort": 80}]}));
         assert!(ipam.allocate_service(&mut bad, None).unwrap_err()[0].message().contains("30000-32767"));
         // Back to ClusterIP: ports dropped and released after the update is stored.

@@ -155,7 +155,9 @@ fn bootstrap(store: &Store) -> Result<()> {
             "spec": {"finalizers": ["kubernetes"]},
             "status": {"phase": "Active"},
         });
-        store.write::<store::StoreError, _>(&key, false, |cur| Ok(if cur.is_some() { Write::Keep } else { Write::Put(obj) }))?;
+        store.write::<store::StoreError, _>(&key, false, |cur| {
+            Ok(if cur.is_some() { Write::Keep } else { Write::Put(obj) })
+        })?;
     }
     Ok(())
 }
@@ -176,7 +178,9 @@ fn bootstrap_kubernetes_service(state: &Arc<api::ApiState>, node_ip: IpAddr, por
                 "spec": {"type": "ClusterIP", "clusterIP": wanted_ip, "sessionAffinity": "None",
                          "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]},
             });
-            client.create(services, Some("default"), svc).map_err(|e| anyhow::anyhow!("creating the kubernetes Service: {}", e.message))?;
+            client
+                .create(services, Some("default"), svc)
+                .map_err(|e| anyhow::anyhow!("creating the kubernetes Service: {}", e.message))?;
         }
         Err(e) => bail!("reading the kubernetes Service: {}", e.message),
     }
@@ -187,14 +191,17 @@ fn bootstrap_kubernetes_service(state: &Arc<api::ApiState>, node_ip: IpAddr, por
         "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
         "subsets": [{"addresses": [{"ip": node_ip.to_string()}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
     });
-    client.update(endpoints, Some("default"), ep).map_err(|e| anyhow::anyhow!("writing the kubernetes Endpoints: {}", e.message))?;
+    client
+        .update(endpoints, Some("default"), ep)
+        .map_err(|e| anyhow::anyhow!("writing the kubernetes Endpoints: {}", e.message))?;
     Ok(())
 }
 
 fn tls_config(pki: &pki::Pki) -> Result<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(pki.serving_cert_pem.as_bytes()).collect::<Result<_, _>>().context("serving certificate")?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pki.serving_cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .context("serving certificate")?;
     let key = PrivateKeyDer::from_pem_slice(pki.serving_key_pem.as_bytes()).context("serving key")?;
     let mut roots = rustls::RootCertStore::empty();
     for ca in CertificateDer::pem_slice_iter(pki.ca_pem.as_bytes()) {

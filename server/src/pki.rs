@@ -37,7 +37,8 @@ impl Pki {
                 let mut params = CertificateParams::default();
                 params.distinguished_name = dn("edge-ca", None);
                 params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-                params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+                params.key_usages =
+                    vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
                 params.not_after = rcgen::date_time_ymd(2036, 1, 1);
                 let cert = params.self_signed(&key)?;
                 write_private(&dir.join("ca.key"), &key.serialize_pem())?;

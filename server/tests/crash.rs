@@ -22,7 +22,10 @@ async fn acknowledged_writes_survive_kill_9() {
         writers.push(tokio::spawn(async move {
             for i in 0.. {
                 let name = format!("w{w}-{i}");
-                let obj: ConfigMap = serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "data": {"payload": "x".repeat(512)}})).unwrap();
+                let obj: ConfigMap = serde_json::from_value(
+                    serde_json::json!({"metadata": {"name": name}, "data": {"payload": "x".repeat(512)}}),
+                )
+                .unwrap();
                 match api.create(&PostParams::default(), &obj).await {
                     Ok(created) => {
                         let rv = created.metadata.resource_version.unwrap().parse().unwrap();
@@ -51,6 +54,12 @@ async fn acknowledged_writes_survive_kill_9() {
         assert_eq!(c.data.as_ref().unwrap()["payload"].len(), 512);
     }
     let max_acked = acked.iter().map(|(_, rv)| *rv).max().unwrap();
-    let fresh = api.create(&PostParams::default(), &serde_json::from_value(serde_json::json!({"metadata": {"name": "after"}})).unwrap()).await.unwrap();
+    let fresh = api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": "after"}})).unwrap(),
+        )
+        .await
+        .unwrap();
     assert!(fresh.metadata.resource_version.unwrap().parse::<i64>().unwrap() > max_acked);
 }

@@ -1,5 +1,6 @@
 //! kube-rs as a client: list paging, watch semantics (exactly-once, 410 after compaction), and bad
 //! input answered with the right Status and nothing written.
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
 mod support;
 
@@ -81,8 +82,15 @@ async fn kube_runtime_watcher_sees_the_state() {
     assert_eq!(second.metadata.name.as_deref(), Some("second"));
 }
 
-async fn raw(client: &kube::Client, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
-    let req = http::Request::builder().method(method).uri(path).header("Content-Type", content_type).body(body).unwrap();
+async fn raw(
+    client: &kube::Client,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let req =
+        http::Request::builder().method(method).uri(path).header("Content-Type", content_type).body(body).unwrap();
     let resp = client.send(req.map(kube::client::Body::from)).await.unwrap();
     let code = resp.status().as_u16();
     let bytes = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
@@ -94,16 +102,36 @@ async fn bad_input_gets_a_status_and_writes_nothing() {
     let s = Server::start();
     let client = s.client().await;
     let path = "/api/v1/namespaces/default/configmaps";
-    let rv_before = Api::<ConfigMap>::namespaced(client.clone(), "default").list(&ListParams::default()).await.unwrap().metadata.resource_version;
+    let rv_before = Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         ("application/json", b"{not json".to_vec(), 400, "BadRequest"),
         ("application/yaml", b"a: [unclosed".to_vec(), 400, "BadRequest"),
         ("application/vnd.kubernetes.protobuf", b"k8s\0\x0a\xff\xff".to_vec(), 400, "BadRequest"),
         ("application/vnd.kubernetes.protobuf", b"nope".to_vec(), 400, "BadRequest"),
         ("text/plain", b"x".to_vec(), 415, "UnsupportedMediaType"),
-        ("application/json", br#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"}}"#.to_vec(), 400, "BadRequest"),
-        ("application/json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","namespace":"other"}}"#.to_vec(), 400, "BadRequest"),
-        ("application/json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":{"k":1}}"#.to_vec(), 400, "BadRequest"),
+        (
+            "application/json",
+            br#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"}}"#.to_vec(),
+            400,
+            "BadRequest",
+        ),
+        (
+            "application/json",
+            br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x","namespace":"other"}}"#.to_vec(),
+            400,
+            "BadRequest",
+        ),
+        (
+            "application/json",
+            br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":{"k":1}}"#.to_vec(),
+            400,
+            "BadRequest",
+        ),
         ("application/json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}"#.to_vec(), 422, "Invalid"),
         ("application/json", vec![b' '; 4 * 1024 * 1024], 413, "RequestEntityTooLarge"),
     ];
@@ -112,9 +140,17 @@ async fn bad_input_gets_a_status_and_writes_nothing() {
         assert_eq!((got, status["reason"].as_str().unwrap_or_default()), (code, reason), "{ct}: {status}");
         assert_eq!(status["kind"], "Status");
     }
-    let (code, status) = raw(&client, "GET", "/apis/apps/v1/namespaces/default/widgets", "application/json", vec![]).await;
+    let (code, status) =
+        raw(&client, "GET", "/apis/apps/v1/namespaces/default/widgets", "application/json", vec![]).await;
     assert_eq!((code, status["reason"].as_str()), (404, Some("NotFound")));
-    let (code, _) = raw(&client, "PUT", &format!("{path}/a"), "application/json", br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"b"}}"#.to_vec()).await;
+    let (code, _) = raw(
+        &client,
+        "PUT",
+        &format!("{path}/a"),
+        "application/json",
+        br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"b"}}"#.to_vec(),
+    )
+    .await;
     assert_eq!(code, 400);
     let list = Api::<ConfigMap>::namespaced(client, "default").list(&ListParams::default()).await.unwrap();
     assert!(list.items.is_empty());
@@ -126,11 +162,13 @@ async fn delete_collection_honours_selectors() {
     let s = Server::start();
     let api: Api<ConfigMap> = Api::namespaced(s.client().await, "default");
     for (name, set) in [("a", "x"), ("b", "x"), ("c", "y")] {
-        let obj: ConfigMap = serde_json::from_value(json!({"metadata": {"name": name, "labels": {"set": set}}})).unwrap();
+        let obj: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": {"set": set}}})).unwrap();
         api.create(&PostParams::default(), &obj).await.unwrap();
     }
     api.delete_collection(&Default::default(), &ListParams::default().labels("set=x")).await.unwrap();
-    let left: Vec<String> = api.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|c| c.metadata.name).collect();
+    let left: Vec<String> =
+        api.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|c| c.metadata.name).collect();
     assert_eq!(left, ["c"]);
 }
 
@@ -150,7 +188,9 @@ async fn streaming_list_ends_initial_events_with_a_bookmark() {
         other => panic!("expected ADDED, got {other:?}"),
     }
     match lines.try_next().await.unwrap().unwrap() {
-        WatchEvent::Bookmark(b) => assert_eq!(b.metadata.annotations.get("k8s.io/initial-events-end").map(String::as_str), Some("true")),
+        WatchEvent::Bookmark(b) => {
+            assert_eq!(b.metadata.annotations.get("k8s.io/initial-events-end").map(String::as_str), Some("true"))
+        }
         other => panic!("expected BOOKMARK, got {other:?}"),
     }
 }

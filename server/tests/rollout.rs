@@ -140,7 +140,8 @@ async fn observe(api: Api<Pod>, seen: Arc<Mutex<Seen>>) {
                     let mut s = seen.lock().unwrap();
                     s.created.push(name.clone());
                     // A StatefulSet pod must find its predecessor Running and Ready.
-                    if let Some((set, ord)) = name.rsplit_once('-').and_then(|(s, o)| Some((s, o.parse::<u32>().ok()?))) {
+                    if let Some((set, ord)) = name.rsplit_once('-').and_then(|(s, o)| Some((s, o.parse::<u32>().ok()?)))
+                    {
                         if ord > 0 && set == "db" {
                             let prev = pods.get(&format!("{set}-{}", ord - 1));
                             if prev.and_then(ready_since).is_none() {
@@ -158,7 +159,10 @@ async fn observe(api: Api<Pod>, seen: Arc<Mutex<Seen>>) {
         }
         let now = Utc::now();
         let live: Vec<&Pod> = pods.values().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
-        let available = live.iter().filter(|p| ready_since(p).is_some_and(|t| t + chrono::Duration::seconds(MIN_READY_SECONDS) < now)).count();
+        let available = live
+            .iter()
+            .filter(|p| ready_since(p).is_some_and(|t| t + chrono::Duration::seconds(MIN_READY_SECONDS) < now))
+            .count();
         let mut s = seen.lock().unwrap();
         if s.checking {
             s.samples += 1;
@@ -192,9 +196,13 @@ fn kubectl(s: &Server, args: &[&str]) -> String {
     tokio::task::block_in_place(|| s.ok(args))
 }
 
-
 fn revisions(history: &str) -> Vec<String> {
-    history.lines().skip_while(|l| !l.starts_with("REVISION")).skip(1).filter_map(|l| l.split_whitespace().next().map(str::to_string)).collect()
+    history
+        .lines()
+        .skip_while(|l| !l.starts_with("REVISION"))
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
@@ -237,7 +245,10 @@ async fn deployment_rollout_history_undo_and_scale() {
     assert_eq!(revisions(&history), ["2", "3"], "{history}");
     let rev3 = kubectl(&s, &["rollout", "history", "deployment/web", "--revision=3"]);
     assert!(rev3.contains("nginx:1"), "{rev3}");
-    let annotations = kubectl(&s, &["get", "deploy", "web", "-o", "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}"]);
+    let annotations = kubectl(
+        &s,
+        &["get", "deploy", "web", "-o", "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}"],
+    );
     assert_eq!(annotations, "3");
     let rs = kubectl(&s, &["get", "rs", "-o", "jsonpath={range .items[*]}{.metadata.annotations.deployment\\.kubernetes\\.io/revision}/{.metadata.annotations.deployment\\.kubernetes\\.io/revision-history}/{.spec.replicas}{\"\\n\"}{end}"]);
     let mut rs_lines: Vec<&str> = rs.lines().collect();
@@ -250,9 +261,21 @@ async fn deployment_rollout_history_undo_and_scale() {
     kubectl(&s, &["scale", "deployment/web", "--replicas=3"]);
     eventually("3 pods", Duration::from_secs(10), || kubectl(&s, &["get", "pods", "-o", "name"]).lines().count() == 3);
     eventually("status of 3", Duration::from_secs(10), || {
-        kubectl(&s, &["get", "deploy", "web", "-o", "jsonpath={.status.replicas}/{.status.updatedReplicas}/{.status.readyReplicas}"]) == "3/3/3"
+        kubectl(
+            &s,
+            &[
+                "get",
+                "deploy",
+                "web",
+                "-o",
+                "jsonpath={.status.replicas}/{.status.updatedReplicas}/{.status.readyReplicas}",
+            ],
+        ) == "3/3/3"
     });
-    let conditions = kubectl(&s, &["get", "deploy", "web", "-o", "jsonpath={range .status.conditions[*]}{.type}={.status}/{.reason} {end}"]);
+    let conditions = kubectl(
+        &s,
+        &["get", "deploy", "web", "-o", "jsonpath={range .status.conditions[*]}{.type}={.status}/{.reason} {end}"],
+    );
     assert!(conditions.contains("Available=True/MinimumReplicasAvailable"), "{conditions}");
     assert!(conditions.contains("Progressing=True/NewReplicaSetAvailable"), "{conditions}");
     let events = kubectl(&s, &["get", "events", "-o", "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}"]);
@@ -267,14 +290,17 @@ async fn pause_resume_and_restart() {
     let s = Server::start();
     let pods: Api<Pod> = Api::namespaced(s.client().await, "default");
     let kubelet_task = tokio::spawn(kubelet(pods.clone()));
-    let out = tokio::task::block_in_place(|| s.apply_stdin(&["apply", "-f", "-"], &deployment("nginx:1").replace("minReadySeconds: 2", "minReadySeconds: 0")));
+    let out = tokio::task::block_in_place(|| {
+        s.apply_stdin(&["apply", "-f", "-"], &deployment("nginx:1").replace("minReadySeconds: 2", "minReadySeconds: 0"))
+    });
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     kubectl(&s, &["rollout", "status", "deployment/web", "--timeout=30s"]);
 
     kubectl(&s, &["rollout", "pause", "deployment/web"]);
     kubectl(&s, &["set", "image", "deployment/web", "web=nginx:2"]);
     eventually("paused condition", Duration::from_secs(10), || {
-        kubectl(&s, &["get", "deploy", "web", "-o", "jsonpath={.status.conditions[?(@.type==\"Progressing\")].reason}"]) == "DeploymentPaused"
+        kubectl(&s, &["get", "deploy", "web", "-o", "jsonpath={.status.conditions[?(@.type==\"Progressing\")].reason}"])
+            == "DeploymentPaused"
     });
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(kubectl(&s, &["get", "rs", "-o", "name"]).lines().count(), 1, "no rollout while paused");
@@ -308,9 +334,27 @@ async fn statefulset_comes_up_in_order_with_claims() {
     }
     let claims = kubectl(&s, &["get", "pvc", "-o", "jsonpath={.items[*].metadata.name}"]);
     assert_eq!(claims, "data-db-0 data-db-1 data-db-2");
-    let hostname = kubectl(&s, &["get", "pod", "db-1", "-o", "jsonpath={.spec.hostname}/{.spec.subdomain}/{.spec.volumes[0].persistentVolumeClaim.claimName}"]);
+    let hostname = kubectl(
+        &s,
+        &[
+            "get",
+            "pod",
+            "db-1",
+            "-o",
+            "jsonpath={.spec.hostname}/{.spec.subdomain}/{.spec.volumes[0].persistentVolumeClaim.claimName}",
+        ],
+    );
     assert_eq!(hostname, "db-1/db/data-db-1");
-    let st = kubectl(&s, &["get", "sts", "db", "-o", "jsonpath={.status.replicas}/{.status.readyReplicas}/{.status.currentReplicas}/{.status.updatedReplicas}"]);
+    let st = kubectl(
+        &s,
+        &[
+            "get",
+            "sts",
+            "db",
+            "-o",
+            "jsonpath={.status.replicas}/{.status.readyReplicas}/{.status.currentReplicas}/{.status.updatedReplicas}",
+        ],
+    );
     assert_eq!(st, "3/3/3/3");
     assert!(kubectl(&s, &["get", "controllerrevisions", "-o", "name"]).contains("db-"));
 
@@ -321,7 +365,9 @@ async fn statefulset_comes_up_in_order_with_claims() {
     assert_eq!(seen.lock().unwrap().created, ["db-2", "db-1", "db-0"]);
 
     kubectl(&s, &["scale", "statefulset/db", "--replicas=1"]);
-    eventually("scale down to db-0", Duration::from_secs(10), || kubectl(&s, &["get", "pods", "-o", "jsonpath={.items[*].metadata.name}"]) == "db-0");
+    eventually("scale down to db-0", Duration::from_secs(10), || {
+        kubectl(&s, &["get", "pods", "-o", "jsonpath={.items[*].metadata.name}"]) == "db-0"
+    });
     kubelet_task.abort();
     observer.abort();
 }
@@ -330,14 +376,21 @@ async fn statefulset_comes_up_in_order_with_claims() {
 fn progress_deadline_is_reported_when_pods_never_become_ready() {
     // No kubelet here: the pods stay Pending.
     let s = Server::start();
-    let manifest = deployment("nginx:1").replace("  minReadySeconds: 2\n", "  minReadySeconds: 0\n  progressDeadlineSeconds: 2\n");
+    let manifest =
+        deployment("nginx:1").replace("  minReadySeconds: 2\n", "  minReadySeconds: 0\n  progressDeadlineSeconds: 2\n");
     let out = s.apply_stdin(&["apply", "-f", "-"], &manifest);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let err = s.fails(&["rollout", "status", "deployment/web", "--timeout=20s"]);
     assert!(err.contains("exceeded its progress deadline"), "{err}");
     let reason = s.ok(&["get", "deploy", "web", "-o", "jsonpath={.status.conditions[?(@.type==\"Progressing\")].status}/{.status.conditions[?(@.type==\"Progressing\")].reason}"]);
     assert_eq!(reason, "False/ProgressDeadlineExceeded");
-    let available = s.ok(&["get", "deploy", "web", "-o", "jsonpath={.status.conditions[?(@.type==\"Available\")].status}/{.status.unavailableReplicas}"]);
+    let available = s.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Available\")].status}/{.status.unavailableReplicas}",
+    ]);
     assert_eq!(available, "False/3");
 }
 
@@ -348,13 +401,16 @@ fn replicaset_adopts_orphans_and_releases_relabelled_pods() {
     assert!(s.apply_stdin(&["apply", "-f", "-"], orphan).status.success());
     let rs = "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: frontend\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      tier: frontend\n  template:\n    metadata:\n      labels:\n        tier: frontend\n    spec:\n      containers:\n      - name: c\n        image: nginx:1\n";
     assert!(s.apply_stdin(&["apply", "-f", "-"], rs).status.success());
-    let owned = || s.ok(&["get", "pods", "-l", "tier=frontend", "-o", "jsonpath={range .items[*]}{.metadata.name}={.metadata.ownerReferences[0].name}/{.metadata.ownerReferences[0].controller}/{.metadata.ownerReferences[0].blockOwnerDeletion} {end}"]);
+    let owned = || {
+        s.ok(&["get", "pods", "-l", "tier=frontend", "-o", "jsonpath={range .items[*]}{.metadata.name}={.metadata.ownerReferences[0].name}/{.metadata.ownerReferences[0].controller}/{.metadata.ownerReferences[0].blockOwnerDeletion} {end}"])
+    };
     eventually("the orphan adopted and one pod created", Duration::from_secs(10), || {
         let o = owned();
         o.split_whitespace().count() == 2 && o.contains("orphan=frontend/true/true")
     });
     let names = owned();
-    let created = names.split_whitespace().find(|p| !p.starts_with("orphan=")).unwrap().split('=').next().unwrap().to_string();
+    let created =
+        names.split_whitespace().find(|p| !p.starts_with("orphan=")).unwrap().split('=').next().unwrap().to_string();
     assert!(created.starts_with("frontend-") && created.len() == "frontend-".len() + 5, "{created}");
 
     s.ok(&["label", "pod", &created, "tier=other", "--overwrite"]);
@@ -363,8 +419,21 @@ fn replicaset_adopts_orphans_and_releases_relabelled_pods() {
             && s.ok(&["get", "pod", &created, "-o", "jsonpath={.metadata.ownerReferences}"]).is_empty()
     });
     eventually("status", Duration::from_secs(10), || {
-        s.ok(&["get", "rs", "frontend", "-o", "jsonpath={.status.replicas}/{.status.fullyLabeledReplicas}/{.status.observedGeneration}"]) == "2/2/1"
+        s.ok(&[
+            "get",
+            "rs",
+            "frontend",
+            "-o",
+            "jsonpath={.status.replicas}/{.status.fullyLabeledReplicas}/{.status.observedGeneration}",
+        ]) == "2/2/1"
     });
-    let events = s.ok(&["get", "events", "--field-selector", "involvedObject.name=frontend", "-o", "jsonpath={range .items[*]}{.reason} {end}"]);
+    let events = s.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=frontend",
+        "-o",
+        "jsonpath={range .items[*]}{.reason} {end}",
+    ]);
     assert!(events.contains("SuccessfulCreate"), "{events}");
 }

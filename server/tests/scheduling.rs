@@ -1,6 +1,7 @@
 //! Scheduling, DaemonSets and node lifecycle with the real server and kubectl. The test plays the
 //! kubelet of nodes that have no agent: it registers Node objects, renews their Leases, marks
 //! pods bound to them Running and Ready, and finishes the deletion of pods it was told to stop.
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is a failed test
 
 mod support;
 
@@ -96,7 +97,8 @@ impl Kubelets {
             if !alive.contains(&node) {
                 continue;
             }
-            let (ns, name) = (p.metadata.namespace.clone().unwrap_or_default(), p.metadata.name.clone().unwrap_or_default());
+            let (ns, name) =
+                (p.metadata.namespace.clone().unwrap_or_default(), p.metadata.name.clone().unwrap_or_default());
             let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
             if p.metadata.deletion_timestamp.is_some() {
                 let _ = api.delete(&name, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await;
@@ -204,14 +206,29 @@ async fn pods_spread_wait_for_room_and_daemons_cover_nodes() {
     })
     .await;
     let web = placed(&c, "default", "app=web").await;
-    let events = s.ok(&["get", "events", "--field-selector", &format!("involvedObject.name={}", web[0].0), "-o", "jsonpath={.items[*].message}"]);
+    let events = s.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        &format!("involvedObject.name={}", web[0].0),
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
     assert!(events.contains(&format!("Successfully assigned default/{} to {}", web[0].0, web[0].1)), "{events}");
 
     // Too big for every node: upstream's message, and the PodScheduled condition.
     assert!(s.apply_stdin(&["apply", "-f", "-"], BIG).status.success());
     let want = "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.";
     eventually("FailedScheduling for the big pod", 10, || async {
-        s.ok(&["get", "events", "--field-selector", "involvedObject.name=big,reason=FailedScheduling", "-o", "jsonpath={.items[*].message}"]).contains(want)
+        s.ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=big,reason=FailedScheduling",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ])
+        .contains(want)
     })
     .await;
     let cond = s.ok(&["get", "pod", "big", "-o", r#"jsonpath={.status.conditions[?(@.type=="PodScheduled")].reason} {.status.conditions[?(@.type=="PodScheduled")].message}"#]);
@@ -220,8 +237,18 @@ async fn pods_spread_wait_for_room_and_daemons_cover_nodes() {
     assert!(described.contains("FailedScheduling") && described.contains("default-scheduler"), "{described}");
     // A big node appears: the pod goes there.
     k.register("big-node", "8").await;
-    eventually("the big pod on the big node", 10, || async { s.ok(&["get", "pod", "big", "-o", "jsonpath={.spec.nodeName}"]) == "big-node" }).await;
-    let events = s.ok(&["get", "events", "--field-selector", "involvedObject.name=big,reason=Scheduled", "-o", "jsonpath={.items[*].message}"]);
+    eventually("the big pod on the big node", 10, || async {
+        s.ok(&["get", "pod", "big", "-o", "jsonpath={.spec.nodeName}"]) == "big-node"
+    })
+    .await;
+    let events = s.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=big,reason=Scheduled",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
     assert_eq!(events, "Successfully assigned default/big to big-node");
 
     // One daemon pod per node, pinned by node affinity and bound by the scheduler.
@@ -229,7 +256,9 @@ async fn pods_spread_wait_for_room_and_daemons_cover_nodes() {
     eventually("one agent pod per node, all ready", 20, || async {
         let p = placed(&c, "kube-system", "app=agent").await;
         let nodes: HashSet<&str> = p.iter().map(|(_, n, _)| n.as_str()).filter(|n| !n.is_empty()).collect();
-        p.len() == 4 && nodes.len() == 4 && s.ok(&["get", "ds", "agent", "-n", "kube-system", "-o", "jsonpath={.status.numberReady}"]) == "4"
+        p.len() == 4
+            && nodes.len() == 4
+            && s.ok(&["get", "ds", "agent", "-n", "kube-system", "-o", "jsonpath={.status.numberReady}"]) == "4"
     })
     .await;
     let status = s.ok(&["get", "ds", "agent", "-n", "kube-system", "-o",
@@ -243,9 +272,27 @@ async fn pods_spread_wait_for_room_and_daemons_cover_nodes() {
     // A rolling update replaces every daemon pod with the new template.
     s.ok(&["set", "image", "ds/agent", "-n", "kube-system", "agent=busybox:1.37"]);
     eventually("the rolled daemon pods", 30, || async {
-        let images = s.ok(&["get", "pods", "-n", "kube-system", "-l", "app=agent", "-o", "jsonpath={.items[*].spec.containers[0].image}"]);
-        images.split_whitespace().count() == 4 && images.split_whitespace().all(|i| i == "busybox:1.37")
-            && s.ok(&["get", "ds", "agent", "-n", "kube-system", "-o", "jsonpath={.status.updatedNumberScheduled} {.status.numberAvailable}"]) == "4 4"
+        let images = s.ok(&[
+            "get",
+            "pods",
+            "-n",
+            "kube-system",
+            "-l",
+            "app=agent",
+            "-o",
+            "jsonpath={.items[*].spec.containers[0].image}",
+        ]);
+        images.split_whitespace().count() == 4
+            && images.split_whitespace().all(|i| i == "busybox:1.37")
+            && s.ok(&[
+                "get",
+                "ds",
+                "agent",
+                "-n",
+                "kube-system",
+                "-o",
+                "jsonpath={.status.updatedNumberScheduled} {.status.numberAvailable}",
+            ]) == "4 4"
     })
     .await;
 }
@@ -253,9 +300,12 @@ async fn pods_spread_wait_for_room_and_daemons_cover_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_node_is_tainted_and_its_pods_move() {
     let s = Server::start_with(&[
-        "--node-monitor-grace-period", "3s",
-        "--default-not-ready-toleration-seconds", "2",
-        "--default-unreachable-toleration-seconds", "2",
+        "--node-monitor-grace-period",
+        "3s",
+        "--default-not-ready-toleration-seconds",
+        "2",
+        "--default-unreachable-toleration-seconds",
+        "2",
     ]);
     let k = Kubelets::start(&s).await;
     for n in ["n1", "n2", "n3"] {
@@ -265,10 +315,12 @@ async fn silent_node_is_tainted_and_its_pods_move() {
     let c = k.client.clone();
     eventually("3 web pods spread", 20, || async {
         let p = placed(&c, "default", "app=web").await;
-        p.len() == 3 && p.iter().map(|(_, n, _)| n.as_str()).filter(|n| !n.is_empty()).collect::<HashSet<_>>().len() == 3
+        p.len() == 3
+            && p.iter().map(|(_, n, _)| n.as_str()).filter(|n| !n.is_empty()).collect::<HashSet<_>>().len() == 3
     })
     .await;
-    let tolerations = s.ok(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[0].spec.tolerations[*].tolerationSeconds}"]);
+    let tolerations =
+        s.ok(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[0].spec.tolerations[*].tolerationSeconds}"]);
     assert_eq!(tolerations, "2 2");
 
     k.set_alive("n3", false);
@@ -286,13 +338,23 @@ async fn silent_node_is_tainted_and_its_pods_move() {
         p.len() == 3 && p.iter().all(|(_, n, deleting)| (n == "n1" || n == "n2") && !deleting)
     })
     .await;
-    let events = s.ok(&["get", "events", "--field-selector", "reason=TaintManagerEviction", "-o", "jsonpath={.items[*].message}"]);
+    let events = s.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=TaintManagerEviction",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
     assert!(events.contains("Marking for deletion Pod default/web-"), "{events}");
 
     // The kubelet comes back and posts Ready: the taints go.
     k.set_alive("n3", true);
     k.post_ready("n3").await;
-    eventually("n3 untainted", 10, || async { s.ok(&["get", "node", "n3", "-o", "jsonpath={.spec.taints}"]).is_empty() }).await;
+    eventually("n3 untainted", 10, || async {
+        s.ok(&["get", "node", "n3", "-o", "jsonpath={.spec.taints}"]).is_empty()
+    })
+    .await;
 
     // A deleted node's pods are removed.
     k.set_alive("n2", false);

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use support::{eventually, Server};
 
-
 const POD: &str = "apiVersion: v1
 kind: Pod
 metadata:
@@ -51,13 +50,17 @@ fn cluster_ips_and_node_ports_are_allocated_once() {
     s.ok(&["create", "service", "nodeport", "np", "--tcp=80:8080", "--node-port=30080"]);
     assert_eq!(s.ok(&["get", "svc", "np", "-o", "jsonpath={.spec.ports[0].nodePort}"]), "30080");
     assert!(s.ok(&["get", "svc", "np"]).contains("80:30080/TCP"));
-    assert!(s.fails(&["create", "service", "nodeport", "np2", "--tcp=80:8080", "--node-port=30080"]).contains("provided port is already allocated"));
+    assert!(s
+        .fails(&["create", "service", "nodeport", "np2", "--tcp=80:8080", "--node-port=30080"])
+        .contains("provided port is already allocated"));
     s.ok(&["delete", "svc", "np"]);
     s.ok(&["create", "service", "nodeport", "np2", "--tcp=80:8080", "--node-port=30080"]);
     // Allocations survive a restart: the same address cannot be handed out again.
     let mut s = s;
     s.restart();
-    assert!(s.fails(&["create", "service", "clusterip", "again", &format!("--clusterip={ip}"), "--tcp=80:80"]).contains("already allocated"));
+    assert!(s
+        .fails(&["create", "service", "clusterip", "again", &format!("--clusterip={ip}"), "--tcp=80:80"])
+        .contains("already allocated"));
     s.ok(&["create", "service", "clusterip", "fresh", "--tcp=80:80"]);
     assert_ne!(s.ok(&["get", "svc", "fresh", "-o", "jsonpath={.spec.clusterIP}"]), ip);
 }
@@ -71,16 +74,37 @@ fn endpoints_follow_pod_readiness_and_named_ports() {
     );
     run_pod(&s, "web-a", "10.42.0.5", true);
     run_pod(&s, "web-b", "10.42.0.6", false);
-    eventually("endpoints", Duration::from_secs(15), || s.ok(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[0].addresses[*].ip}"]) == "10.42.0.5");
+    eventually("endpoints", Duration::from_secs(15), || {
+        s.ok(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[0].addresses[*].ip}"]) == "10.42.0.5"
+    });
     assert_eq!(s.ok(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[0].notReadyAddresses[*].ip}"]), "10.42.0.6");
     assert_eq!(s.ok(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[0].ports[0].port}"]), "8080");
-    let slices = s.ok(&["get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o", "jsonpath={.items[*].endpoints[*].addresses[0]}"]);
+    let slices = s.ok(&[
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=web",
+        "-o",
+        "jsonpath={.items[*].endpoints[*].addresses[0]}",
+    ]);
     assert_eq!(slices, "10.42.0.5 10.42.0.6");
     // Readiness changes move the address; deleting the pod removes it.
-    s.ok(&["patch", "pod", "web-b", "--subresource=status", "--type=merge", "-p", r#"{"status":{"conditions":[{"type":"Ready","status":"True"}]}}"#]);
-    eventually("both ready", Duration::from_secs(15), || s.ok(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[0].addresses[*].ip}"]) == "10.42.0.5 10.42.0.6");
+    s.ok(&[
+        "patch",
+        "pod",
+        "web-b",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"conditions":[{"type":"Ready","status":"True"}]}}"#,
+    ]);
+    eventually("both ready", Duration::from_secs(15), || {
+        s.ok(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[0].addresses[*].ip}"]) == "10.42.0.5 10.42.0.6"
+    });
     s.ok(&["delete", "pod", "web-a", "--grace-period=0", "--force"]);
-    eventually("a removed", Duration::from_secs(15), || s.ok(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[0].addresses[*].ip}"]) == "10.42.0.6");
+    eventually("a removed", Duration::from_secs(15), || {
+        s.ok(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[0].addresses[*].ip}"]) == "10.42.0.6"
+    });
     // A selector-less service keeps the Endpoints its user writes.
     s.apply_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: Service\nmetadata:\n  name: ext\nspec:\n  ports: [{port: 5432}]\n---\napiVersion: v1\nkind: Endpoints\nmetadata:\n  name: ext\nsubsets:\n- addresses: [{ip: 192.168.1.50}]\n  ports: [{port: 5432}]\n");
     std::thread::sleep(Duration::from_millis(500));
@@ -88,7 +112,9 @@ fn endpoints_follow_pod_readiness_and_named_ports() {
     // Deleting the service removes what the controller wrote.
     s.ok(&["delete", "svc", "web"]);
     eventually("endpoints gone", Duration::from_secs(15), || !s.kubectl(&["get", "endpoints", "web"]).status.success());
-    eventually("slices gone", Duration::from_secs(15), || s.ok(&["get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o", "name"]).trim().is_empty());
+    eventually("slices gone", Duration::from_secs(15), || {
+        s.ok(&["get", "endpointslices", "-l", "kubernetes.io/service-name=web", "-o", "name"]).trim().is_empty()
+    });
 }
 
 #[test]
@@ -97,7 +123,9 @@ fn nodes_get_distinct_pod_cidrs() {
     for n in ["n1", "n2"] {
         s.apply_stdin(&["apply", "-f", "-"], &format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {n}\n"));
     }
-    eventually("pod CIDRs", Duration::from_secs(15), || s.ok(&["get", "nodes", "-o", "jsonpath={.items[*].spec.podCIDR}"]).split_whitespace().count() == 2);
+    eventually("pod CIDRs", Duration::from_secs(15), || {
+        s.ok(&["get", "nodes", "-o", "jsonpath={.items[*].spec.podCIDR}"]).split_whitespace().count() == 2
+    });
     let cidrs = s.ok(&["get", "nodes", "-o", "jsonpath={.items[*].spec.podCIDR}"]);
     let list: Vec<&str> = cidrs.split_whitespace().collect();
     assert_ne!(list[0], list[1]);

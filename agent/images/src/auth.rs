@@ -102,7 +102,11 @@ pub async fn fetch_token(
         Some(Credentials::IdentityToken { token, .. }) => {
             // OAuth2 refresh-token grant, as containerd does for identity tokens.
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
-            let mut form = format!("grant_type=refresh_token&client_id=edge&refresh_token={}&scope={}", urlencode(token), urlencode(scope));
+            let mut form = format!(
+                "grant_type=refresh_token&client_id=edge&refresh_token={}&scope={}",
+                urlencode(token),
+                urlencode(scope)
+            );
             if let Some(s) = service {
                 form.push_str(&format!("&service={}", urlencode(s)));
             }
@@ -124,7 +128,11 @@ pub async fn fetch_token(
     let status = resp.status();
     let body = read_body(resp.into_body(), 1 << 20).await.map_err(err)?;
     if !status.is_success() {
-        return Err(AuthError::Status { realm: realm.to_string(), status, body: String::from_utf8_lossy(&body).chars().take(200).collect() });
+        return Err(AuthError::Status {
+            realm: realm.to_string(),
+            status,
+            body: String::from_utf8_lossy(&body).chars().take(200).collect(),
+        });
     }
     #[derive(Deserialize)]
     struct TokenResponse {
@@ -133,7 +141,8 @@ pub async fn fetch_token(
         #[serde(default)]
         access_token: String,
     }
-    let t: TokenResponse = serde_json::from_slice(&body).map_err(|_| AuthError::NoToken { realm: realm.to_string() })?;
+    let t: TokenResponse =
+        serde_json::from_slice(&body).map_err(|_| AuthError::NoToken { realm: realm.to_string() })?;
     let token = if t.token.is_empty() { t.access_token } else { t.token };
     if token.is_empty() {
         return Err(AuthError::NoToken { realm: realm.to_string() });
@@ -151,13 +160,24 @@ mod tests {
         let cases = [
             (
                 r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull""#,
-                Some(Challenge::Bearer { realm: "https://auth.docker.io/token".into(), service: Some("registry.docker.io".into()), scope: Some("repository:library/nginx:pull".into()) }),
+                Some(Challenge::Bearer {
+                    realm: "https://auth.docker.io/token".into(),
+                    service: Some("registry.docker.io".into()),
+                    scope: Some("repository:library/nginx:pull".into()),
+                }),
             ),
             (
                 r#"Bearer realm="https://r/token", scope="repository:a/b:pull,push""#,
-                Some(Challenge::Bearer { realm: "https://r/token".into(), service: None, scope: Some("repository:a/b:pull,push".into()) }),
+                Some(Challenge::Bearer {
+                    realm: "https://r/token".into(),
+                    service: None,
+                    scope: Some("repository:a/b:pull,push".into()),
+                }),
             ),
-            (r#"bearer realm=https://r/t,service=s"#, Some(Challenge::Bearer { realm: "https://r/t".into(), service: Some("s".into()), scope: None })),
+            (
+                r#"bearer realm=https://r/t,service=s"#,
+                Some(Challenge::Bearer { realm: "https://r/t".into(), service: Some("s".into()), scope: None }),
+            ),
             (r#"Basic realm="basic-realm""#, Some(Challenge::Basic)),
             (r#"Bearer service="no realm""#, None),
             ("Negotiate", None),

@@ -53,7 +53,8 @@ impl<R: BufRead> Read for ZstdFrames<R> {
             if inner.fill_buf()?.is_empty() {
                 return Ok(0);
             }
-            let d = ruzstd::decoding::StreamingDecoder::new(inner).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}")))?;
+            let d = ruzstd::decoding::StreamingDecoder::new(inner)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}")))?;
             self.decoder = Some(d);
         }
     }

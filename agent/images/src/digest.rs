@@ -172,7 +172,10 @@ mod tests {
         let good = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         let cases: &[(&str, Result<(), DigestError>)] = &[
             (good, Ok(())),
-            ("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", Err(DigestError::Invalid(String::new()))),
+            (
+                "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
+                Err(DigestError::Invalid(String::new())),
+            ),
             ("sha256:abc", Err(DigestError::Invalid(String::new()))),
             ("e3b0c442", Err(DigestError::Invalid(String::new()))),
             ("sha512:abcd", Err(DigestError::UnsupportedAlgorithm("sha512".into()))),

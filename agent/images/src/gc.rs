@@ -72,7 +72,8 @@ pub fn collect(store: &ContentStore, in_use_refs: &[String], opts: &GcOptions) -
     sweep(store, opts.min_age, &mut report)?;
     let mut usage = disk_usage(store)?;
     if let Some(target) = opts.target_bytes {
-        let mut candidates: Vec<ImageRecord> = store.images()?.into_iter().filter(|i| !in_use(i, in_use_refs)).collect();
+        let mut candidates: Vec<ImageRecord> =
+            store.images()?.into_iter().filter(|i| !in_use(i, in_use_refs)).collect();
         candidates.sort_by_key(|i| (i.last_used, i.pulled_at));
         for image in candidates {
             if usage <= target {
@@ -95,7 +96,8 @@ pub fn collect(store: &ContentStore, in_use_refs: &[String], opts: &GcOptions) -
 fn sweep(store: &ContentStore, min_age: Duration, report: &mut GcReport) -> Result<(), StoreError> {
     let images = store.images()?;
     let blobs: HashSet<String> = images.iter().flat_map(|i| i.blobs().map(|d| d.hex().to_string())).collect();
-    let snapshots: HashSet<String> = images.iter().flat_map(|i| i.layers.iter().map(|l| l.diff_id.hex().to_string())).collect();
+    let snapshots: HashSet<String> =
+        images.iter().flat_map(|i| i.layers.iter().map(|l| l.diff_id.hex().to_string())).collect();
     report.removed_blobs += sweep_dir(&store.root().join("blobs/sha256"), &blobs, min_age)?;
     report.removed_snapshots += sweep_dir(&store.root().join("snapshots/sha256"), &snapshots, min_age)?;
     Ok(())

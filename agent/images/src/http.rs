@@ -78,7 +78,11 @@ impl HttpClient {
             let resp = self.send_once(method.clone(), &url, &headers, body.clone(), tls).await?;
             let redirect = matches!(
                 resp.status(),
-                StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND | StatusCode::SEE_OTHER | StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
+                StatusCode::MOVED_PERMANENTLY
+                    | StatusCode::FOUND
+                    | StatusCode::SEE_OTHER
+                    | StatusCode::TEMPORARY_REDIRECT
+                    | StatusCode::PERMANENT_REDIRECT
             );
             if !redirect || !(method == Method::GET || method == Method::HEAD) {
                 return Ok(resp);
@@ -116,8 +120,12 @@ impl HttpClient {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(h) = req.headers_mut() {
             h.extend(headers.clone());
-            h.insert(HOST, HeaderValue::from_str(authority.as_str()).map_err(|_| HttpError::InvalidUrl(url.to_string()))?);
-            h.entry(hyper::header::USER_AGENT).or_insert(HeaderValue::from_static(concat!("edge/", env!("CARGO_PKG_VERSION"))));
+            h.insert(
+                HOST,
+                HeaderValue::from_str(authority.as_str()).map_err(|_| HttpError::InvalidUrl(url.to_string()))?,
+            );
+            h.entry(hyper::header::USER_AGENT)
+                .or_insert(HeaderValue::from_static(concat!("edge/", env!("CARGO_PKG_VERSION"))));
         }
         let req = req.body(Full::new(body)).map_err(|_| HttpError::InvalidUrl(url.to_string()))?;
         let addr = format!("{host}:{port}");
@@ -129,10 +137,11 @@ impl HttpClient {
         if https {
             let config = self.tls_config(tls)?;
             let name = ServerName::try_from(host.clone()).map_err(|_| HttpError::InvalidUrl(url.to_string()))?;
-            let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio_rustls::TlsConnector::from(config).connect(name, tcp))
-                .await
-                .map_err(|_| HttpError::Timeout("in TLS handshake"))?
-                .map_err(|source| HttpError::Tls { host, source })?;
+            let stream =
+                tokio::time::timeout(CONNECT_TIMEOUT, tokio_rustls::TlsConnector::from(config).connect(name, tcp))
+                    .await
+                    .map_err(|_| HttpError::Timeout("in TLS handshake"))?
+                    .map_err(|source| HttpError::Tls { host, source })?;
             exchange(stream, req).await
         } else {
             exchange(tcp, req).await
@@ -170,7 +179,8 @@ where
 /// The next chunk of a body, or None at its end; fails after [`IDLE_TIMEOUT`] without data.
 pub async fn next_chunk(body: &mut Incoming) -> Result<Option<Bytes>, HttpError> {
     loop {
-        let frame = tokio::time::timeout(IDLE_TIMEOUT, body.frame()).await.map_err(|_| HttpError::Timeout("reading body"))?;
+        let frame =
+            tokio::time::timeout(IDLE_TIMEOUT, body.frame()).await.map_err(|_| HttpError::Timeout("reading body"))?;
         match frame {
             None => return Ok(None),
             Some(f) => {
@@ -234,7 +244,8 @@ fn native_roots() -> &'static [CertificateDer<'static>] {
 
 fn build_tls_config(tls: &TlsConfig) -> Result<ClientConfig, HttpError> {
     let err = |e: &dyn std::fmt::Display| HttpError::TlsConfig(e.to_string());
-    let builder = ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().map_err(|e| err(&e))?;
+    let builder =
+        ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().map_err(|e| err(&e))?;
     let builder = if tls.insecure_skip_verify {
         builder.dangerous().with_custom_certificate_verifier(Arc::new(SkipVerify(provider())))
     } else {
@@ -274,10 +285,20 @@ impl ServerCertVerifier for SkipVerify {
     ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
     }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

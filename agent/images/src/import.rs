@@ -37,7 +37,11 @@ pub enum ImportError {
 
 /// Imports every `*.tar`, `*.tar.gz`, `*.tgz`, `*.tar.zst` in `dir`. One bad file does not stop the
 /// others: failures are returned beside the imported images.
-pub fn import_dir(store: &ContentStore, dir: &Path, platform: &Platform) -> (Vec<ImageRecord>, Vec<(PathBuf, ImportError)>) {
+pub fn import_dir(
+    store: &ContentStore,
+    dir: &Path,
+    platform: &Platform,
+) -> (Vec<ImageRecord>, Vec<(PathBuf, ImportError)>) {
     let mut images = Vec::new();
     let mut failures = Vec::new();
     let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
@@ -155,7 +159,8 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, what: &str) -> Result<T,
 /// Moves a file into the store under its digest, verifying it (or computing it when unknown).
 fn adopt(store: &ContentStore, file: &Path, expected: Option<&Digest>) -> Result<(Digest, u64), ImportError> {
     let f = File::open(file).map_err(|_| ImportError::Missing(file.display().to_string()))?;
-    let (actual, len) = HashingReader::new(f).finish().map_err(|source| ImportError::Read { path: file.to_path_buf(), source })?;
+    let (actual, len) =
+        HashingReader::new(f).finish().map_err(|source| ImportError::Read { path: file.to_path_buf(), source })?;
     if let Some(e) = expected {
         if e != &actual {
             return Err(StoreError::DigestMismatch { expected: e.clone(), actual }.into());
@@ -210,7 +215,8 @@ fn import_oci(store: &ContentStore, root: &Path, platform: &Platform) -> Result<
             Manifest::Index(idx) => {
                 adopt(store, &oci_blob(root, &target), Some(&target))?;
                 let chosen = idx.select(platform)?;
-                let b = fs::read(oci_blob(root, &chosen.digest)).map_err(|_| ImportError::Missing(chosen.digest.to_string()))?;
+                let b = fs::read(oci_blob(root, &chosen.digest))
+                    .map_err(|_| ImportError::Missing(chosen.digest.to_string()))?;
                 (chosen.digest.clone(), b)
             }
             Manifest::Image(_) => (target.clone(), body),
@@ -247,10 +253,24 @@ fn record_image(
             adopt(store, &blob_path(&l.digest), Some(&l.digest))?;
         }
         size += l.size;
-        layers.push(LayerRecord { digest: l.digest.clone(), media_type: l.media_type.clone(), size: l.size, diff_id: diff_id.clone() });
+        layers.push(LayerRecord {
+            digest: l.digest.clone(),
+            media_type: l.media_type.clone(),
+            size: l.size,
+            diff_id: diff_id.clone(),
+        });
     }
     let now = unix_now();
-    let rec = ImageRecord { name, target, manifest: manifest_digest, config: m.config.digest.clone(), layers, size, pulled_at: now, last_used: now };
+    let rec = ImageRecord {
+        name,
+        target,
+        manifest: manifest_digest,
+        config: m.config.digest.clone(),
+        layers,
+        size,
+        pulled_at: now,
+        last_used: now,
+    };
     store.put_image(rec.clone())?;
     Ok(rec)
 }
@@ -283,23 +303,40 @@ fn import_docker(store: &ContentStore, root: &Path) -> Result<Vec<ImageRecord>, 
                 Compression::None => manifest::DOCKER_LAYER,
             };
             let (digest, size) = adopt(store, &p, None)?;
-            layers.push(Descriptor { media_type: media_type.into(), digest, size, platform: None, annotations: Default::default(), urls: vec![] });
+            layers.push(Descriptor {
+                media_type: media_type.into(),
+                digest,
+                size,
+                platform: None,
+                annotations: Default::default(),
+                urls: vec![],
+            });
         }
         let m = ImageManifest {
             schema_version: 2,
             media_type: manifest::DOCKER_MANIFEST.into(),
-            config: Descriptor { media_type: manifest::DOCKER_CONFIG.into(), digest: config_digest, size: config_size, platform: None, annotations: Default::default(), urls: vec![] },
+            config: Descriptor {
+                media_type: manifest::DOCKER_CONFIG.into(),
+                digest: config_digest,
+                size: config_size,
+                platform: None,
+                annotations: Default::default(),
+                urls: vec![],
+            },
             layers,
             annotations: Default::default(),
         };
-        let body = serde_json::to_vec(&m).map_err(|source| ImportError::Json { what: "synthesized manifest".into(), source })?;
+        let body = serde_json::to_vec(&m)
+            .map_err(|source| ImportError::Json { what: "synthesized manifest".into(), source })?;
         let manifest_digest = store.write_blob(&body, None)?;
         for tag in e.repo_tags.unwrap_or_default() {
             let Ok(r) = Reference::parse(&tag) else {
                 tracing::warn!(tag, "invalid tag in docker archive, skipped");
                 continue;
             };
-            out.push(record_image(store, r.to_string(), manifest_digest.clone(), manifest_digest.clone(), &m, |d| store.blob_path(d))?);
+            out.push(record_image(store, r.to_string(), manifest_digest.clone(), manifest_digest.clone(), &m, |d| {
+                store.blob_path(d)
+            })?);
         }
     }
     Ok(out)

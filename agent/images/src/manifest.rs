@@ -198,10 +198,8 @@ impl ImageConfigFile {
 
 /// Whether a layer media type is one this crate can unpack (compression is sniffed from the bytes).
 pub fn is_layer_media_type(m: &str) -> bool {
-    matches!(
-        m,
-        OCI_LAYER | OCI_LAYER_GZIP | OCI_LAYER_ZSTD | DOCKER_LAYER | DOCKER_LAYER_GZIP | DOCKER_LAYER_FOREIGN
-    ) || m.starts_with("application/vnd.oci.image.layer.nondistributable.v1.tar")
+    matches!(m, OCI_LAYER | OCI_LAYER_GZIP | OCI_LAYER_ZSTD | DOCKER_LAYER | DOCKER_LAYER_GZIP | DOCKER_LAYER_FOREIGN)
+        || m.starts_with("application/vnd.oci.image.layer.nondistributable.v1.tar")
 }
 
 #[cfg(test)]
@@ -222,14 +220,31 @@ mod tests {
         let Manifest::Index(index) = Manifest::parse(OCI_INDEX, &serde_json::to_vec(&index).unwrap()).unwrap() else {
             panic!("not an index")
         };
-        let cases = [("linux/amd64", Some(1)), ("linux/arm64", Some(3)), ("linux/arm/v7", Some(5)), ("linux/arm/v6", Some(2)), ("linux/s390x", None)];
+        let cases = [
+            ("linux/amd64", Some(1)),
+            ("linux/arm64", Some(3)),
+            ("linux/arm/v7", Some(5)),
+            ("linux/arm/v6", Some(2)),
+            ("linux/s390x", None),
+        ];
         for (node, want) in cases {
             let got = index.select(&Platform::parse(node).unwrap()).ok().map(|d| d.digest.clone());
             assert_eq!(got, want.map(|n| Digest::of(&[n])), "{node}");
         }
-        let only_v6 = Index { manifests: index.manifests.iter().filter(|d| d.digest == Digest::of(&[2])).cloned().collect(), ..index.clone() };
-        assert_eq!(only_v6.select(&Platform::parse("linux/arm/v7").unwrap()).unwrap().digest, Digest::of(&[2]), "v7 node runs v6");
-        assert_eq!(only_v6.select(&Platform::parse("linux/arm64").unwrap()).unwrap().digest, Digest::of(&[2]), "arm64 node runs 32-bit arm");
+        let only_v6 = Index {
+            manifests: index.manifests.iter().filter(|d| d.digest == Digest::of(&[2])).cloned().collect(),
+            ..index.clone()
+        };
+        assert_eq!(
+            only_v6.select(&Platform::parse("linux/arm/v7").unwrap()).unwrap().digest,
+            Digest::of(&[2]),
+            "v7 node runs v6"
+        );
+        assert_eq!(
+            only_v6.select(&Platform::parse("linux/arm64").unwrap()).unwrap().digest,
+            Digest::of(&[2]),
+            "arm64 node runs 32-bit arm"
+        );
     }
 
     #[test]
@@ -239,6 +254,9 @@ mod tests {
         assert!(matches!(Manifest::parse("application/json", &body).unwrap(), Manifest::Image(_)));
         assert!(matches!(Manifest::parse(DOCKER_MANIFEST, &body).unwrap(), Manifest::Image(_)));
         let v1 = br#"{"schemaVersion": 1, "name": "x", "fsLayers": []}"#;
-        assert!(matches!(Manifest::parse("application/vnd.docker.distribution.manifest.v1+prettyjws", v1), Err(ManifestError::UnsupportedMediaType(_))));
+        assert!(matches!(
+            Manifest::parse("application/vnd.docker.distribution.manifest.v1+prettyjws", v1),
+            Err(ManifestError::UnsupportedMediaType(_))
+        ));
     }
 }

@@ -129,7 +129,12 @@ impl Puller {
     }
 
     /// Applies `policy`: returns the stored image, pulling it first when the policy says so.
-    pub async fn ensure(&self, image: &str, policy: PullPolicy, secrets: &[DockerConfig]) -> Result<ImageRecord, PullError> {
+    pub async fn ensure(
+        &self,
+        image: &str,
+        policy: PullPolicy,
+        secrets: &[DockerConfig],
+    ) -> Result<ImageRecord, PullError> {
         let present = self.store.find_image(image)?;
         match policy.decide(present.is_some()) {
             PullDecision::Refuse => Err(PullError::NeverPull(image.to_string())),
@@ -181,7 +186,9 @@ impl Puller {
                         self.store.write_blob(&body, Some(&digest))?;
                         (digest, m)
                     }
-                    Manifest::Index(_) => return Err(ManifestError::UnsupportedMediaType("nested image index".into()).into()),
+                    Manifest::Index(_) => {
+                        return Err(ManifestError::UnsupportedMediaType("nested image index".into()).into())
+                    }
                 }
             }
             Manifest::Image(m) => {
@@ -198,7 +205,10 @@ impl Puller {
         };
         let config = ImageConfigFile::parse(&config_bytes)?;
         if config.rootfs.diff_ids.len() != manifest.layers.len() {
-            return Err(PullAttemptError::LayerCount { layers: manifest.layers.len(), diff_ids: config.rootfs.diff_ids.len() });
+            return Err(PullAttemptError::LayerCount {
+                layers: manifest.layers.len(),
+                diff_ids: config.rootfs.diff_ids.len(),
+            });
         }
         let mut layers = Vec::new();
         let mut size = (body.len() + config_bytes.len()) as u64;
@@ -213,10 +223,24 @@ impl Puller {
                 session.fetch_blob(desc, &self.store).await?;
             }
             size += desc.size;
-            layers.push(LayerRecord { digest: desc.digest.clone(), media_type: desc.media_type.clone(), size: desc.size, diff_id: diff_id.clone() });
+            layers.push(LayerRecord {
+                digest: desc.digest.clone(),
+                media_type: desc.media_type.clone(),
+                size: desc.size,
+                diff_id: diff_id.clone(),
+            });
         }
         let now = unix_now();
-        let record = ImageRecord { name: reference.to_string(), target, manifest: manifest_digest, config: manifest.config.digest.clone(), layers, size, pulled_at: now, last_used: now };
+        let record = ImageRecord {
+            name: reference.to_string(),
+            target,
+            manifest: manifest_digest,
+            config: manifest.config.digest.clone(),
+            layers,
+            size,
+            pulled_at: now,
+            last_used: now,
+        };
         self.store.put_image(record.clone())?;
         Ok(record)
     }
@@ -244,7 +268,11 @@ mod tests {
             (None, "nginx", PullPolicy::Always),
             (None, "nginx:latest", PullPolicy::Always),
             (None, "nginx:1.7.9", PullPolicy::IfNotPresent),
-            (None, "nginx@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", PullPolicy::IfNotPresent),
+            (
+                None,
+                "nginx@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                PullPolicy::IfNotPresent,
+            ),
             (Some("Never"), "nginx", PullPolicy::Never),
             (Some("IfNotPresent"), "nginx", PullPolicy::IfNotPresent),
             (Some("Always"), "nginx:1", PullPolicy::Always),

@@ -112,7 +112,9 @@ impl Reference {
 
 fn split_registry(name: &str) -> (Option<&str>, &str) {
     match name.split_once('/') {
-        Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" => (Some(first), rest),
+        Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            (Some(first), rest)
+        }
         _ => (None, name),
     }
 }
@@ -209,7 +211,11 @@ mod tests {
         ];
         for (input, reg, repo, tag, has_digest) in cases {
             let r = Reference::parse(input).unwrap();
-            assert_eq!((r.registry(), r.repository(), r.tag(), r.digest().is_some()), (reg, repo, tag, has_digest), "{input}");
+            assert_eq!(
+                (r.registry(), r.repository(), r.tag(), r.digest().is_some()),
+                (reg, repo, tag, has_digest),
+                "{input}"
+            );
         }
         assert_eq!(Reference::parse("nginx:1.7.9").unwrap().to_string(), "docker.io/library/nginx:1.7.9");
     }

@@ -78,9 +78,15 @@ pub struct TlsConfig {
 /// What to authenticate with against one registry host.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credentials {
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     /// An OAuth2 refresh token (docker's `identitytoken`), exchanged at the token realm.
-    IdentityToken { username: String, token: String },
+    IdentityToken {
+        username: String,
+        token: String,
+    },
 }
 
 impl std::fmt::Debug for Credentials {
@@ -191,22 +197,43 @@ impl RegistriesConfig {
         if let Some(m) = mirror {
             let rewrites: Vec<Rewrite> =
                 m.rewrite.iter().map(|(p, r)| Rewrite::compile(p, r)).collect::<Result<_, _>>()?;
-            let repository =
-                rewrites.iter().find_map(|r| r.apply(reference.repository())).unwrap_or_else(|| reference.repository().to_string());
+            let repository = rewrites
+                .iter()
+                .find_map(|r| r.apply(reference.repository()))
+                .unwrap_or_else(|| reference.repository().to_string());
             for e in &m.endpoint {
                 let (scheme, authority, api_root) = parse_endpoint(e)?;
-                out.push(Endpoint { scheme, authority, api_root, repository: repository.clone(), is_mirror: true, tls: TlsConfig::default(), credentials: None });
+                out.push(Endpoint {
+                    scheme,
+                    authority,
+                    api_root,
+                    repository: repository.clone(),
+                    is_mirror: true,
+                    tls: TlsConfig::default(),
+                    credentials: None,
+                });
             }
         }
         let (scheme, authority) = default_endpoint(registry);
-        let default = Endpoint { scheme, authority, api_root: "/v2".into(), repository: reference.repository().into(), is_mirror: false, tls: TlsConfig::default(), credentials: None };
+        let default = Endpoint {
+            scheme,
+            authority,
+            api_root: "/v2".into(),
+            repository: reference.repository().into(),
+            is_mirror: false,
+            tls: TlsConfig::default(),
+            credentials: None,
+        };
         if !out.contains(&default) {
             out.push(default);
         }
         for e in &mut out {
             let cfg = self.configs.get(&e.authority).or_else(|| self.configs.get(e.host())).or_else(|| {
                 // Config keys written as URLs or for the registry name of the mirrored host.
-                self.configs.iter().find(|(k, _)| parse_endpoint(k).map(|(_, a, _)| a == e.authority).unwrap_or(false)).map(|(_, v)| v)
+                self.configs
+                    .iter()
+                    .find(|(k, _)| parse_endpoint(k).map(|(_, a, _)| a == e.authority).unwrap_or(false))
+                    .map(|(_, v)| v)
             });
             // `configs: {docker.io: ...}` names the registry rather than its API host.
             let cfg = cfg.or_else(|| if e.is_mirror { None } else { self.configs.get(registry) });
@@ -317,7 +344,11 @@ impl Rewrite {
     }
 
     fn apply(&self, input: &str) -> Option<String> {
-        let starts: Vec<usize> = if self.anchored_start { vec![0] } else { (0..=input.len()).filter(|i| input.is_char_boundary(*i)).collect() };
+        let starts: Vec<usize> = if self.anchored_start {
+            vec![0]
+        } else {
+            (0..=input.len()).filter(|i| input.is_char_boundary(*i)).collect()
+        };
         for start in starts {
             let mut groups = Vec::new();
             if let Some(end) = self.match_at(&self.parts, input, start, &mut groups) {
@@ -395,7 +426,16 @@ impl DockerConfig {
             .into_iter()
             .map(|(key, e)| {
                 let (host, path) = normalize_cred_key(&key);
-                (host, path, AuthConfig { username: e.username, password: e.password, auth: e.auth, identity_token: e.identity_token })
+                (
+                    host,
+                    path,
+                    AuthConfig {
+                        username: e.username,
+                        password: e.password,
+                        auth: e.auth,
+                        identity_token: e.identity_token,
+                    },
+                )
             })
             .collect();
         Ok(DockerConfig { entries })
@@ -408,7 +448,10 @@ impl DockerConfig {
         let mut matches: Vec<&(String, String, AuthConfig)> = self
             .entries
             .iter()
-            .filter(|(host, path, _)| host_matches(host, &registry) && (path.is_empty() || repository == path || repository.starts_with(&format!("{path}/"))))
+            .filter(|(host, path, _)| {
+                host_matches(host, &registry)
+                    && (path.is_empty() || repository == path || repository.starts_with(&format!("{path}/")))
+            })
             .collect();
         matches.sort_by_key(|(host, path, _)| (std::cmp::Reverse(path.len()), host.contains('*')));
         matches.into_iter().find_map(|(h, _, a)| a.credentials(h).ok().flatten())
@@ -489,7 +532,12 @@ configs:
     #[test]
     fn rewrite_table() {
         let cases = [
-            ("^rancher/(.*)", "mirrorproject/rancher-images/$1", "rancher/pause", Some("mirrorproject/rancher-images/pause")),
+            (
+                "^rancher/(.*)",
+                "mirrorproject/rancher-images/$1",
+                "rancher/pause",
+                Some("mirrorproject/rancher-images/pause"),
+            ),
             ("^rancher/(.*)", "x/$1", "library/rancher/pause", None),
             ("library/(.*)", "lib/$1", "a/library/b", Some("a/lib/b")),
             ("^(.*)/(.*)$", "$2/$1", "a/b", Some("b/a")),
@@ -527,7 +575,11 @@ configs:
             ("reg.example.com", "team/x", None),
             ("a.wild.example.com", "x", basic("w", "pw")),
             ("a.b.wild.example.com", "x", None),
-            ("tok.example.com", "x", Some(Credentials::IdentityToken { username: String::new(), token: "refresh".into() })),
+            (
+                "tok.example.com",
+                "x",
+                Some(Credentials::IdentityToken { username: String::new(), token: "refresh".into() }),
+            ),
         ];
         for (host, repo, want) in cases {
             assert_eq!(cfg.lookup(host, repo), want, "{host}/{repo}");

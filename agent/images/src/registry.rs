@@ -82,18 +82,30 @@ impl<'a> Session<'a> {
                 s if s.is_success() => return Ok(resp),
                 StatusCode::UNAUTHORIZED if !tried_auth => {
                     tried_auth = true;
-                    let challenge = resp.headers().get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()).find_map(parse_challenge);
+                    let challenge = resp
+                        .headers()
+                        .get_all(WWW_AUTHENTICATE)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .find_map(parse_challenge);
                     let auth = self.answer(challenge, &url).await?;
                     *self.authorization.lock().unwrap_or_else(|e| e.into_inner()) = Some(auth);
                 }
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                     let body = read_body(resp.into_body(), 4096).await.unwrap_or_default();
-                    return Err(RegistryError::Unauthorized { url, detail: String::from_utf8_lossy(&body).trim().chars().take(200).collect() });
+                    return Err(RegistryError::Unauthorized {
+                        url,
+                        detail: String::from_utf8_lossy(&body).trim().chars().take(200).collect(),
+                    });
                 }
                 StatusCode::NOT_FOUND => return Err(RegistryError::NotFound { url }),
                 status => {
                     let body = read_body(resp.into_body(), 4096).await.unwrap_or_default();
-                    return Err(RegistryError::Status { url, status, body: String::from_utf8_lossy(&body).trim().chars().take(200).collect() });
+                    return Err(RegistryError::Status {
+                        url,
+                        status,
+                        body: String::from_utf8_lossy(&body).trim().chars().take(200).collect(),
+                    });
                 }
             }
         }
@@ -111,26 +123,42 @@ impl<'a> Session<'a> {
                 let tls = if same_host { &self.endpoint.tls } else { &default_tls };
                 let token = fetch_token(self.http, &realm, service.as_deref(), &scope, creds, tls).await?;
                 tracing::debug!(realm, scope, "obtained registry token");
-                HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| RegistryError::Unauthorized { url: url.into(), detail: "token is not a valid header".into() })
+                HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| RegistryError::Unauthorized {
+                    url: url.into(),
+                    detail: "token is not a valid header".into(),
+                })
             }
             Some(Challenge::Basic) => match creds {
                 Some(Credentials::Basic { username, password }) => Ok(basic_header(username, password)),
-                Some(Credentials::IdentityToken { .. }) => Err(RegistryError::Unauthorized { url: url.into(), detail: "identity token needs a bearer realm".into() }),
+                Some(Credentials::IdentityToken { .. }) => Err(RegistryError::Unauthorized {
+                    url: url.into(),
+                    detail: "identity token needs a bearer realm".into(),
+                }),
                 None => Err(RegistryError::Unauthorized { url: url.into(), detail: "credentials required".into() }),
             },
-            None => Err(RegistryError::Unauthorized { url: url.into(), detail: "no usable WWW-Authenticate challenge".into() }),
+            None => Err(RegistryError::Unauthorized {
+                url: url.into(),
+                detail: "no usable WWW-Authenticate challenge".into(),
+            }),
         }
     }
 
     /// Fetches a manifest by tag or digest. Returns (content type, body, digest of body); when
     /// `expected` is given (pinned digest or index entry) the body must hash to it.
-    pub async fn fetch_manifest(&self, object: &str, expected: Option<&Digest>) -> Result<(String, Vec<u8>, Digest), RegistryError> {
+    pub async fn fetch_manifest(
+        &self,
+        object: &str,
+        expected: Option<&Digest>,
+    ) -> Result<(String, Vec<u8>, Digest), RegistryError> {
         let path = format!("manifests/{object}");
         let resp = self.get(&path, Some(MANIFEST_ACCEPT)).await?;
         let url = self.endpoint.url(&path);
         let ct = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let header_digest = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let body = read_body(resp.into_body(), MAX_MANIFEST_BYTES).await.map_err(|source| RegistryError::Http { url: url.clone(), source })?;
+        let header_digest =
+            resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let body = read_body(resp.into_body(), MAX_MANIFEST_BYTES)
+            .await
+            .map_err(|source| RegistryError::Http { url: url.clone(), source })?;
         let actual = Digest::of(&body);
         let expected = match (expected, header_digest) {
             (Some(e), _) => Some(e.clone()),
@@ -150,7 +178,9 @@ impl<'a> Session<'a> {
         let path = format!("blobs/{}", desc.digest);
         let resp = self.get(&path, None).await?;
         let url = self.endpoint.url(&path);
-        let body = read_body(resp.into_body(), MAX_MANIFEST_BYTES.max(desc.size as usize)).await.map_err(|source| RegistryError::Http { url: url.clone(), source })?;
+        let body = read_body(resp.into_body(), MAX_MANIFEST_BYTES.max(desc.size as usize))
+            .await
+            .map_err(|source| RegistryError::Http { url: url.clone(), source })?;
         let actual = Digest::of(&body);
         if actual != desc.digest {
             return Err(RegistryError::DigestMismatch { url, expected: desc.digest.clone(), actual });
@@ -166,7 +196,9 @@ impl<'a> Session<'a> {
         let mut body = self.get(&path, None).await?.into_body();
         let mut ingest = store.ingest()?;
         let mut last_log = Instant::now();
-        while let Some(chunk) = next_chunk(&mut body).await.map_err(|source| RegistryError::Http { url: url.clone(), source })? {
+        while let Some(chunk) =
+            next_chunk(&mut body).await.map_err(|source| RegistryError::Http { url: url.clone(), source })?
+        {
             ingest.write(&chunk)?;
             if ingest.len() > desc.size {
                 break; // longer than announced: fails the size check below without reading on
@@ -179,7 +211,9 @@ impl<'a> Session<'a> {
         let bytes = ingest.len();
         match ingest.commit(&desc.digest, Some(desc.size)) {
             Ok(_) => {}
-            Err(StoreError::DigestMismatch { expected, actual }) => return Err(RegistryError::DigestMismatch { url, expected, actual }),
+            Err(StoreError::DigestMismatch { expected, actual }) => {
+                return Err(RegistryError::DigestMismatch { url, expected, actual })
+            }
             Err(e) => return Err(e.into()),
         }
         let secs = started.elapsed().as_secs_f64();

@@ -57,7 +57,11 @@ pub fn overlay_lowerdir(snapshots: &[PathBuf]) -> String {
 /// Applies all layers of `image` onto `dest` (created if missing), whiteouts deleting lower files:
 /// a plain rootfs for runtimes without overlayfs, and for tests.
 pub fn flatten(store: &ContentStore, image: &ImageRecord, dest: &Path) -> Result<(), SnapshotError> {
-    fs::create_dir_all(dest).map_err(|source| SnapshotError::Io { op: "creating", path: dest.to_path_buf(), source })?;
+    fs::create_dir_all(dest).map_err(|source| SnapshotError::Io {
+        op: "creating",
+        path: dest.to_path_buf(),
+        source,
+    })?;
     for layer in &image.layers {
         let blob = store.open_blob(&layer.digest)?;
         apply_layer_blob(blob, dest, Some(&layer.diff_id), Options::new(Mode::Apply))

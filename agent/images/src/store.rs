@@ -198,7 +198,8 @@ impl ContentStore {
     }
 
     fn write_index(&self, index: &IndexFile) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec_pretty(index).map_err(|source| StoreError::Index { path: self.index_path(), source })?;
+        let bytes =
+            serde_json::to_vec_pretty(index).map_err(|source| StoreError::Index { path: self.index_path(), source })?;
         atomic_write(&self.index_path(), &bytes)
     }
 
@@ -224,7 +225,9 @@ impl ContentStore {
         }
         let Ok(r) = Reference::parse(reference) else { return Ok(None) };
         if let Some(d) = r.digest() {
-            return Ok(images.into_iter().find(|i| &i.target == d && Reference::parse(&i.name).map(|n| n.name() == r.name()).unwrap_or(false)));
+            return Ok(images
+                .into_iter()
+                .find(|i| &i.target == d && Reference::parse(&i.name).map(|n| n.name() == r.name()).unwrap_or(false)));
         }
         let name = r.to_string();
         Ok(images.into_iter().find(|i| i.name == name))
@@ -316,14 +319,22 @@ fn temp_file(dir: &Path, prefix: &str) -> Result<(PathBuf, File), StoreError> {
             Err(e) => return Err(StoreError::Io { op: "creating", path: p, source: e }),
         }
     }
-    Err(StoreError::Io { op: "creating temp file in", path: dir.to_path_buf(), source: io::ErrorKind::AlreadyExists.into() })
+    Err(StoreError::Io {
+        op: "creating temp file in",
+        path: dir.to_path_buf(),
+        source: io::ErrorKind::AlreadyExists.into(),
+    })
 }
 
 /// Writes `bytes` to `path` via a synced temp file in the same directory and a rename.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let (tmp, mut f) = temp_file(dir, "tmp")?;
-    let res = f.write_all(bytes).and_then(|_| f.sync_all()).map_err(io_err("writing", &tmp)).and_then(|_| fs::rename(&tmp, path).map_err(io_err("renaming into", path)));
+    let res = f
+        .write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(io_err("writing", &tmp))
+        .and_then(|_| fs::rename(&tmp, path).map_err(io_err("renaming into", path)));
     if res.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -349,7 +360,10 @@ mod tests {
         let store = ContentStore::open(dir.path()).unwrap();
         let d = store.write_blob(b"hello", None).unwrap();
         assert_eq!(store.read_blob(&d).unwrap(), b"hello");
-        assert!(matches!(store.write_blob(b"hello", Some(&Digest::of(b"other"))), Err(StoreError::DigestMismatch { .. })));
+        assert!(matches!(
+            store.write_blob(b"hello", Some(&Digest::of(b"other"))),
+            Err(StoreError::DigestMismatch { .. })
+        ));
         let mut ing = store.ingest().unwrap();
         ing.write(b"abc").unwrap();
         assert!(matches!(ing.commit(&Digest::of(b"abc"), Some(4)), Err(StoreError::SizeMismatch { .. })));

@@ -25,7 +25,10 @@ use crate::registries::TlsConfig;
 /// Where Debian's busybox-static puts the binary.
 pub const HOST_BUSYBOX: &str = "/bin/busybox";
 /// Applets linked next to busybox in test images.
-pub const APPLETS: &[&str] = &["sh", "ls", "cat", "echo", "sleep", "httpd", "wget", "env", "true", "false", "mkdir", "rm", "touch", "ps", "kill", "id", "hostname", "nslookup", "grep", "head", "date", "nc", "test"];
+pub const APPLETS: &[&str] = &[
+    "sh", "ls", "cat", "echo", "sleep", "httpd", "wget", "env", "true", "false", "mkdir", "rm", "touch", "ps", "kill",
+    "id", "hostname", "nslookup", "grep", "head", "date", "nc", "test",
+];
 
 /// Builds an uncompressed layer tarball entry by entry.
 pub struct LayerBuilder {
@@ -110,7 +113,8 @@ impl LayerBuilder {
 
     /// The host's busybox at /bin/busybox plus applet symlinks in /bin.
     pub fn busybox(self) -> Self {
-        let bin = std::fs::read(HOST_BUSYBOX).unwrap_or_else(|e| panic!("{HOST_BUSYBOX}: {e} (apt-get install busybox-static)"));
+        let bin = std::fs::read(HOST_BUSYBOX)
+            .unwrap_or_else(|e| panic!("{HOST_BUSYBOX}: {e} (apt-get install busybox-static)"));
         let mut s = self.dir("bin", 0o755).file("bin/busybox", 0o755, &bin);
         for a in APPLETS {
             s = s.symlink(&format!("bin/{a}"), "busybox");
@@ -157,7 +161,14 @@ pub struct BuiltImage {
 
 impl BuiltImage {
     pub fn descriptor(&self) -> Descriptor {
-        Descriptor { media_type: self.media_type.clone(), digest: self.manifest_digest.clone(), size: self.manifest.len() as u64, platform: Some(self.platform.clone()), annotations: Default::default(), urls: vec![] }
+        Descriptor {
+            media_type: self.media_type.clone(),
+            digest: self.manifest_digest.clone(),
+            size: self.manifest.len() as u64,
+            platform: Some(self.platform.clone()),
+            annotations: Default::default(),
+            urls: vec![],
+        }
     }
 }
 
@@ -173,7 +184,10 @@ impl ImageBuilder {
     pub fn new(platform: Platform) -> Self {
         ImageBuilder {
             platform,
-            config: ContainerConfig { env: Some(vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()]), ..Default::default() },
+            config: ContainerConfig {
+                env: Some(vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()]),
+                ..Default::default()
+            },
             layers: vec![],
             docker: false,
         }
@@ -229,21 +243,53 @@ impl ImageBuilder {
             os: self.platform.os.clone(),
             variant: self.platform.variant.clone(),
             config: self.config.clone(),
-            rootfs: RootFs { kind: "layers".into(), diff_ids: self.layers.iter().map(|(t, _)| Digest::of(t)).collect() },
+            rootfs: RootFs {
+                kind: "layers".into(),
+                diff_ids: self.layers.iter().map(|(t, _)| Digest::of(t)).collect(),
+            },
             created: Some("2020-09-13T12:26:40Z".into()),
         };
         let config = serde_json::to_vec(&cfg).unwrap();
         let config_digest = Digest::of(&config);
-        let (media_type, config_type) = if self.docker { (manifest::DOCKER_MANIFEST, manifest::DOCKER_CONFIG) } else { (manifest::OCI_MANIFEST, manifest::OCI_CONFIG) };
+        let (media_type, config_type) = if self.docker {
+            (manifest::DOCKER_MANIFEST, manifest::DOCKER_CONFIG)
+        } else {
+            (manifest::OCI_MANIFEST, manifest::OCI_CONFIG)
+        };
         let m = ImageManifest {
             schema_version: 2,
             media_type: media_type.into(),
-            config: Descriptor { media_type: config_type.into(), digest: config_digest.clone(), size: config.len() as u64, platform: None, annotations: Default::default(), urls: vec![] },
-            layers: layers.iter().map(|l| Descriptor { media_type: l.media_type.clone(), digest: l.digest.clone(), size: l.data.len() as u64, platform: None, annotations: Default::default(), urls: vec![] }).collect(),
+            config: Descriptor {
+                media_type: config_type.into(),
+                digest: config_digest.clone(),
+                size: config.len() as u64,
+                platform: None,
+                annotations: Default::default(),
+                urls: vec![],
+            },
+            layers: layers
+                .iter()
+                .map(|l| Descriptor {
+                    media_type: l.media_type.clone(),
+                    digest: l.digest.clone(),
+                    size: l.data.len() as u64,
+                    platform: None,
+                    annotations: Default::default(),
+                    urls: vec![],
+                })
+                .collect(),
             annotations: Default::default(),
         };
         let manifest = serde_json::to_vec(&m).unwrap();
-        BuiltImage { platform: self.platform, media_type: media_type.into(), manifest_digest: Digest::of(&manifest), manifest, config, config_digest, layers }
+        BuiltImage {
+            platform: self.platform,
+            media_type: media_type.into(),
+            manifest_digest: Digest::of(&manifest),
+            manifest,
+            config,
+            config_digest,
+            layers,
+        }
     }
 }
 
@@ -256,7 +302,12 @@ pub struct BuiltIndex {
 
 /// An OCI image index over several platform images.
 pub fn index(images: Vec<BuiltImage>) -> BuiltIndex {
-    let idx = Index { schema_version: 2, media_type: manifest::OCI_INDEX.into(), manifests: images.iter().map(BuiltImage::descriptor).collect(), annotations: Default::default() };
+    let idx = Index {
+        schema_version: 2,
+        media_type: manifest::OCI_INDEX.into(),
+        manifests: images.iter().map(BuiltImage::descriptor).collect(),
+        annotations: Default::default(),
+    };
     let body = serde_json::to_vec(&idx).unwrap();
     BuiltIndex { digest: Digest::of(&body), body, images }
 }
@@ -371,7 +422,13 @@ impl Pusher {
         self
     }
 
-    async fn send(&self, method: Method, url: &str, content_type: Option<&str>, body: Vec<u8>) -> Result<(hyper::StatusCode, HeaderMap, Vec<u8>), String> {
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<(hyper::StatusCode, HeaderMap, Vec<u8>), String> {
         let mut h = HeaderMap::new();
         if let Some(a) = &self.auth {
             h.insert(AUTHORIZATION, a.clone());
@@ -379,7 +436,11 @@ impl Pusher {
         if let Some(ct) = content_type {
             h.insert(CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
         }
-        let resp = self.http.send(method, url, h, Bytes::from(body), &TlsConfig::default()).await.map_err(|e| e.to_string())?;
+        let resp = self
+            .http
+            .send(method, url, h, Bytes::from(body), &TlsConfig::default())
+            .await
+            .map_err(|e| e.to_string())?;
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = read_body(resp.into_body(), 1 << 20).await.map_err(|e| e.to_string())?;
@@ -402,7 +463,13 @@ impl Pusher {
         Ok(())
     }
 
-    pub async fn push_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> Result<(), String> {
+    pub async fn push_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> Result<(), String> {
         let url = format!("{}/v2/{repo}/manifests/{reference}", self.base);
         let (status, _, resp) = self.send(Method::PUT, &url, Some(media_type), body.to_vec()).await?;
         if status != hyper::StatusCode::CREATED {

@@ -74,7 +74,12 @@ impl Options {
 
 /// Decompresses (gzip/zstd/none, sniffed) and applies one layer blob, checking the uncompressed
 /// stream against `diff_id` when given. Returns the diff ID computed.
-pub fn apply_layer_blob(blob: impl Read, root: &Path, diff_id: Option<&Digest>, opts: Options) -> Result<Digest, UnpackError> {
+pub fn apply_layer_blob(
+    blob: impl Read,
+    root: &Path,
+    diff_id: Option<&Digest>,
+    opts: Options,
+) -> Result<Digest, UnpackError> {
     let mut hashing = HashingReader::new(decompress(blob).map_err(UnpackError::Read)?);
     apply_tar(&mut hashing, root, opts)?;
     let (actual, _) = hashing.finish().map_err(UnpackError::Read)?;
@@ -117,7 +122,8 @@ pub fn apply_tar(reader: impl Read, root: &Path, opts: Options) -> Result<(), Un
             let target = parent.join(hidden);
             remove_any(&target)?;
             if opts.mode == Mode::Overlay {
-                rustix::fs::mknodat(CWD, &target, FileType::CharacterDevice, FsMode::empty(), 0).map_err(rx("creating whiteout", &target))?;
+                rustix::fs::mknodat(CWD, &target, FileType::CharacterDevice, FsMode::empty(), 0)
+                    .map_err(rx("creating whiteout", &target))?;
             }
             continue;
         }
@@ -147,7 +153,12 @@ pub fn apply_tar(reader: impl Read, root: &Path, opts: Options) -> Result<(), Un
             }
             T::Regular | T::Continuous | T::GNUSparse => {
                 remove_any(&target)?;
-                let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&target).map_err(io_err("creating", &target))?;
+                let mut f = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&target)
+                    .map_err(io_err("creating", &target))?;
                 io::copy(&mut entry, &mut f).map_err(UnpackError::Read)?;
             }
             T::Symlink => {
@@ -163,9 +174,21 @@ pub fn apply_tar(reader: impl Read, root: &Path, opts: Options) -> Result<(), Un
                 };
                 let source = resolve(root, link_rel.parent().unwrap_or(Path::new("")), false, &link)?.join(link_name);
                 match fs::symlink_metadata(&source) {
-                    Ok(m) if m.is_dir() => return Err(UnpackError::BadHardlink { path: raw, target: link, reason: "target is a directory" }),
+                    Ok(m) if m.is_dir() => {
+                        return Err(UnpackError::BadHardlink {
+                            path: raw,
+                            target: link,
+                            reason: "target is a directory",
+                        })
+                    }
                     Ok(_) => {}
-                    Err(_) => return Err(UnpackError::BadHardlink { path: raw, target: link, reason: "target not in this layer" }),
+                    Err(_) => {
+                        return Err(UnpackError::BadHardlink {
+                            path: raw,
+                            target: link,
+                            reason: "target not in this layer",
+                        })
+                    }
                 }
                 if source != target {
                     remove_any(&target)?;
@@ -189,7 +212,8 @@ pub fn apply_tar(reader: impl Read, root: &Path, opts: Options) -> Result<(), Un
                     header.device_major().ok().flatten().unwrap_or(0),
                     header.device_minor().ok().flatten().unwrap_or(0),
                 );
-                rustix::fs::mknodat(CWD, &target, ft, FsMode::from_raw_mode(mode), dev).map_err(rx("creating device", &target))?;
+                rustix::fs::mknodat(CWD, &target, ft, FsMode::from_raw_mode(mode), dev)
+                    .map_err(rx("creating device", &target))?;
             }
             other => {
                 tracing::debug!(path = %raw, kind = ?other, "skipping unsupported tar entry");
@@ -200,8 +224,14 @@ pub fn apply_tar(reader: impl Read, root: &Path, opts: Options) -> Result<(), Un
         let is_symlink = kind == T::Symlink;
         if opts.same_owner {
             // chown before chmod: chown clears set-uid bits.
-            rustix::fs::chownat(CWD, &target, Some(rustix::fs::Uid::from_raw(uid as u32)), Some(rustix::fs::Gid::from_raw(gid as u32)), AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(rx("chown", &target))?;
+            rustix::fs::chownat(
+                CWD,
+                &target,
+                Some(rustix::fs::Uid::from_raw(uid as u32)),
+                Some(rustix::fs::Gid::from_raw(gid as u32)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(rx("chown", &target))?;
             for (k, v) in &xattrs {
                 if let Err(e) = rustix::fs::lsetxattr(&target, k.as_str(), v, XattrFlags::empty()) {
                     tracing::debug!(path = %raw, xattr = %k, error = %e, "xattr not set");
@@ -225,7 +255,12 @@ pub fn apply_tar(reader: impl Read, root: &Path, opts: Options) -> Result<(), Un
 
 fn set_mtime(path: &Path, secs: i64) {
     let ts = Timespec { tv_sec: secs, tv_nsec: 0 };
-    let _ = rustix::fs::utimensat(CWD, path, &Timestamps { last_access: ts, last_modification: ts }, AtFlags::SYMLINK_NOFOLLOW);
+    let _ = rustix::fs::utimensat(
+        CWD,
+        path,
+        &Timestamps { last_access: ts, last_modification: ts },
+        AtFlags::SYMLINK_NOFOLLOW,
+    );
 }
 
 fn pax_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Vec<(String, Vec<u8>)>, UnpackError> {
@@ -263,10 +298,14 @@ fn clean(raw: &str) -> Result<PathBuf, UnpackError> {
 /// Resolves `rel` (a directory path) inside `root`, following symlinks as if `root` were `/`.
 /// Missing directories are created when `create` is set.
 fn resolve(root: &Path, rel: &Path, create: bool, raw: &str) -> Result<PathBuf, UnpackError> {
-    let mut pending: Vec<std::ffi::OsString> = rel.components().rev().filter_map(|c| match c {
-        Component::Normal(n) => Some(n.to_os_string()),
-        _ => None,
-    }).collect();
+    let mut pending: Vec<std::ffi::OsString> = rel
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            _ => None,
+        })
+        .collect();
     let mut resolved: Vec<std::ffi::OsString> = Vec::new();
     let mut hops = 0;
     while let Some(c) = pending.pop() {
@@ -334,7 +373,12 @@ fn clear_dir_except(root: &Path, dir: &Path, keep: &HashSet<PathBuf>) -> Result<
 }
 
 /// Convenience for callers holding a blob file.
-pub fn apply_layer_file(path: &Path, root: &Path, diff_id: Option<&Digest>, opts: Options) -> Result<Digest, UnpackError> {
+pub fn apply_layer_file(
+    path: &Path,
+    root: &Path,
+    diff_id: Option<&Digest>,
+    opts: Options,
+) -> Result<Digest, UnpackError> {
     let f = File::open(path).map_err(io_err("opening", path))?;
     apply_layer_blob(f, root, diff_id, opts)
 }

@@ -12,7 +12,10 @@ use edge_images::import::import_dir;
 use edge_images::pull::{PullAttemptError, PullError};
 use edge_images::registry::RegistryError;
 use edge_images::snapshots::{flatten, overlay_lowerdir, prepare_snapshots};
-use edge_images::testing::{compress, docker_archive, index, nginx_image, oci_layout_archive, Compression, ImageBuilder, LayerBuilder, Pusher, TestRegistry};
+use edge_images::testing::{
+    compress, docker_archive, index, nginx_image, oci_layout_archive, Compression, ImageBuilder, LayerBuilder, Pusher,
+    TestRegistry,
+};
 use edge_images::{ContentStore, DockerConfig, Platform, PullPolicy, Puller, RegistriesConfig};
 
 fn amd64() -> Platform {
@@ -24,7 +27,8 @@ fn arm64() -> Platform {
 }
 
 fn mirror_config(reg: &TestRegistry) -> RegistriesConfig {
-    RegistriesConfig::parse(format!("mirrors:\n  docker.io:\n    endpoint:\n      - \"{}\"\n", reg.url()).as_bytes()).unwrap()
+    RegistriesConfig::parse(format!("mirrors:\n  docker.io:\n    endpoint:\n      - \"{}\"\n", reg.url()).as_bytes())
+        .unwrap()
 }
 
 /// nginx for amd64 plus an arm64 variant that differs by a marker file.
@@ -38,7 +42,8 @@ fn nginx_index() -> edge_images::testing::BuiltIndex {
 }
 
 fn ls(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }
@@ -83,20 +88,42 @@ async fn pull_nginx_through_docker_io_mirror() {
     flatten(&store2, &rec, &rootfs).unwrap();
     assert_eq!(fs::read(rootfs.join("arch")).unwrap(), b"arm64");
     // No arm/v7 (or compatible) entry: a clear error.
-    let err = Puller::new(store2, mirror_config(&reg), Platform::parse("linux/s390x").unwrap()).pull("nginx:1.7.9", &[]).await.unwrap_err();
+    let err = Puller::new(store2, mirror_config(&reg), Platform::parse("linux/s390x").unwrap())
+        .pull("nginx:1.7.9", &[])
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("no manifest for platform linux/s390x"), "{err}");
 }
 
 fn rustix_is_root() -> bool {
-    fs::read_to_string("/proc/self/status").unwrap().lines().find(|l| l.starts_with("Uid:")).unwrap().split_whitespace().nth(2) == Some("0")
+    fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .split_whitespace()
+        .nth(2)
+        == Some("0")
 }
 
 #[tokio::test]
 async fn multi_layer_image_with_whiteouts_zstd_and_policies() {
     let work = tempfile::tempdir().unwrap();
     let reg = TestRegistry::start(work.path()).unwrap();
-    let base = LayerBuilder::new().busybox().dir("etc", 0o755).file("etc/motd", 0o644, b"hello").dir("cache", 0o755).file("cache/old", 0o644, b"old").finish();
-    let upper = LayerBuilder::new().dir("etc", 0o755).whiteout("etc/motd").dir("cache", 0o755).opaque("cache").file("cache/new", 0o644, b"new").finish();
+    let base = LayerBuilder::new()
+        .busybox()
+        .dir("etc", 0o755)
+        .file("etc/motd", 0o644, b"hello")
+        .dir("cache", 0o755)
+        .file("cache/old", 0o644, b"old")
+        .finish();
+    let upper = LayerBuilder::new()
+        .dir("etc", 0o755)
+        .whiteout("etc/motd")
+        .dir("cache", 0o755)
+        .opaque("cache")
+        .file("cache/new", 0o644, b"new")
+        .finish();
     let plain = LayerBuilder::new().file("version", 0o644, b"3").finish();
     let img = ImageBuilder::new(amd64())
         .docker_media_types()
@@ -158,21 +185,32 @@ async fn corrupted_content_is_rejected() {
     let err = puller.pull(&format!("{}/corrupt/layer:v1", reg.host()), &[]).await.unwrap_err();
     let attempts = err.attempts();
     assert_eq!(attempts.len(), 1, "{err}");
-    assert!(matches!(&attempts[0].1, PullAttemptError::Registry(RegistryError::DigestMismatch { expected, .. }) if expected == &layer.digest), "{err}");
+    assert!(
+        matches!(&attempts[0].1, PullAttemptError::Registry(RegistryError::DigestMismatch { expected, .. }) if expected == &layer.digest),
+        "{err}"
+    );
     assert!(!store.has_blob(&layer.digest), "a mismatching blob never lands in the store");
     assert_eq!(fs::read_dir(store_dir.join("ingest")).unwrap().count(), 0, "nor lingers in ingest");
     assert_eq!(store.images().unwrap(), vec![]);
 
     // A tampered manifest is caught against the registry's digest header / the pinned digest.
-    let img2 = ImageBuilder::new(amd64()).layer(LayerBuilder::new().file("f", 0o644, b"1").finish(), Compression::None).build();
+    let img2 = ImageBuilder::new(amd64())
+        .layer(LayerBuilder::new().file("f", 0o644, b"1").finish(), Compression::None)
+        .build();
     Pusher::new(&reg.url()).push_image("corrupt/manifest", Some("v1"), &img2).await.unwrap();
     // Still valid JSON (the registry parses what it serves), but different bytes.
     let mut tampered = img2.manifest.clone();
     tampered.push(b' ');
     fs::write(registry_blob(work.path(), &img2.manifest_digest), &tampered).unwrap();
-    for r in [format!("{}/corrupt/manifest:v1", reg.host()), format!("{}/corrupt/manifest@{}", reg.host(), img2.manifest_digest)] {
+    for r in [
+        format!("{}/corrupt/manifest:v1", reg.host()),
+        format!("{}/corrupt/manifest@{}", reg.host(), img2.manifest_digest),
+    ] {
         let err = puller.pull(&r, &[]).await.unwrap_err();
-        assert!(matches!(&err.attempts()[0].1, PullAttemptError::Registry(RegistryError::DigestMismatch { .. })), "{r}: {err}");
+        assert!(
+            matches!(&err.attempts()[0].1, PullAttemptError::Registry(RegistryError::DigestMismatch { .. })),
+            "{r}: {err}"
+        );
     }
 }
 
@@ -180,25 +218,42 @@ async fn corrupted_content_is_rejected() {
 async fn basic_auth_from_registries_yaml_and_pull_secrets() {
     let work = tempfile::tempdir().unwrap();
     // bcrypt("s3cret", cost 4): distribution's htpasswd accepts bcrypt only.
-    let reg = TestRegistry::start_with(work.path(), Some("edge:$2a$04$3Ion9rsn9xeNUoegJ8vQ7uAZHiiNDSq.LSdxIqLrq4Ct2dsXzySrC")).unwrap();
+    let reg = TestRegistry::start_with(
+        work.path(),
+        Some("edge:$2a$04$3Ion9rsn9xeNUoegJ8vQ7uAZHiiNDSq.LSdxIqLrq4Ct2dsXzySrC"),
+    )
+    .unwrap();
     let img = nginx_image(amd64());
     Pusher::new(&reg.url()).with_basic_auth("edge", "s3cret").push_image("private/app", Some("1"), &img).await.unwrap();
     let image = format!("{}/private/app:1", reg.host());
     let store = Arc::new(ContentStore::open(work.path().join("store")).unwrap());
 
-    let anonymous = Puller::new(store.clone(), RegistriesConfig::default(), amd64()).pull(&image, &[]).await.unwrap_err();
-    assert!(matches!(&anonymous.attempts()[0].1, PullAttemptError::Registry(RegistryError::Unauthorized { .. })), "{anonymous}");
+    let anonymous =
+        Puller::new(store.clone(), RegistriesConfig::default(), amd64()).pull(&image, &[]).await.unwrap_err();
+    assert!(
+        matches!(&anonymous.attempts()[0].1, PullAttemptError::Registry(RegistryError::Unauthorized { .. })),
+        "{anonymous}"
+    );
 
-    let wrong = DockerConfig::parse(format!(r#"{{"auths":{{"{}":{{"username":"edge","password":"nope"}}}}}}"#, reg.host()).as_bytes()).unwrap();
+    let wrong = DockerConfig::parse(
+        format!(r#"{{"auths":{{"{}":{{"username":"edge","password":"nope"}}}}}}"#, reg.host()).as_bytes(),
+    )
+    .unwrap();
     assert!(Puller::new(store.clone(), RegistriesConfig::default(), amd64()).pull(&image, &[wrong]).await.is_err());
 
-    let secret = DockerConfig::parse(format!(r#"{{"auths":{{"http://{}":{{"auth":"ZWRnZTpzM2NyZXQ="}}}}}}"#, reg.host()).as_bytes()).unwrap();
+    let secret = DockerConfig::parse(
+        format!(r#"{{"auths":{{"http://{}":{{"auth":"ZWRnZTpzM2NyZXQ="}}}}}}"#, reg.host()).as_bytes(),
+    )
+    .unwrap();
     let rec = Puller::new(store.clone(), RegistriesConfig::default(), amd64()).pull(&image, &[secret]).await.unwrap();
     assert_eq!(rec.manifest, img.manifest_digest);
 
     let yaml = format!("configs:\n  \"{}\":\n    auth:\n      username: edge\n      password: s3cret\n", reg.host());
     let store2 = Arc::new(ContentStore::open(work.path().join("store2")).unwrap());
-    let rec = Puller::new(store2, RegistriesConfig::parse(yaml.as_bytes()).unwrap(), amd64()).pull(&image, &[]).await.unwrap();
+    let rec = Puller::new(store2, RegistriesConfig::parse(yaml.as_bytes()).unwrap(), amd64())
+        .pull(&image, &[])
+        .await
+        .unwrap();
     assert_eq!(rec.config, img.config_digest);
 }
 
@@ -210,9 +265,16 @@ async fn mirror_failure_falls_back_to_next_endpoint() {
     let empty = TestRegistry::start(&work.path().join("empty")).unwrap();
     Pusher::new(&reg.url()).push_index("library/nginx", "1.7.9", &nginx_index()).await.unwrap();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let yaml = format!("mirrors:\n  docker.io:\n    endpoint: [\"http://{closed}\", \"{}\", \"{}\"]\n", empty.url(), reg.url());
+    let yaml = format!(
+        "mirrors:\n  docker.io:\n    endpoint: [\"http://{closed}\", \"{}\", \"{}\"]\n",
+        empty.url(),
+        reg.url()
+    );
     let store = Arc::new(ContentStore::open(work.path().join("store")).unwrap());
-    let rec = Puller::new(store, RegistriesConfig::parse(yaml.as_bytes()).unwrap(), amd64()).pull("nginx:1.7.9", &[]).await.unwrap();
+    let rec = Puller::new(store, RegistriesConfig::parse(yaml.as_bytes()).unwrap(), amd64())
+        .pull("nginx:1.7.9", &[])
+        .await
+        .unwrap();
     assert_eq!(rec.name, "docker.io/library/nginx:1.7.9");
 }
 
@@ -227,8 +289,13 @@ fn airgap_import_and_gc() {
         .layer(LayerBuilder::new().file("tool", 0o755, b"#!/bin/sh\necho tool\n").finish(), Compression::None)
         .docker_media_types()
         .build();
-    fs::write(images_dir.join("nginx.tar.gz"), compress(&oci_layout_archive(&[("docker.io/library/nginx:1.7.9", &idx)]), Compression::Gzip)).unwrap();
-    fs::write(images_dir.join("tools.tar"), docker_archive(&[(&["tools:1", "example.com/team/tools:1"], &tools)])).unwrap();
+    fs::write(
+        images_dir.join("nginx.tar.gz"),
+        compress(&oci_layout_archive(&[("docker.io/library/nginx:1.7.9", &idx)]), Compression::Gzip),
+    )
+    .unwrap();
+    fs::write(images_dir.join("tools.tar"), docker_archive(&[(&["tools:1", "example.com/team/tools:1"], &tools)]))
+        .unwrap();
     fs::write(images_dir.join("broken.tar"), b"not a tar").unwrap();
     fs::write(images_dir.join("README"), b"ignored").unwrap();
 
@@ -241,7 +308,10 @@ fn airgap_import_and_gc() {
     assert!(failures[0].0.ends_with("broken.tar"));
 
     let nginx = store.find_image("nginx:1.7.9").unwrap().unwrap();
-    assert_eq!((nginx.target.clone(), nginx.manifest.clone()), (idx.digest.clone(), idx.images[0].manifest_digest.clone()));
+    assert_eq!(
+        (nginx.target.clone(), nginx.manifest.clone()),
+        (idx.digest.clone(), idx.images[0].manifest_digest.clone())
+    );
     let tools_rec = store.find_image("tools:1").unwrap().unwrap();
     assert_eq!(tools_rec.config, tools.config_digest);
     let rootfs = work.path().join("rootfs");
@@ -277,7 +347,9 @@ fn airgap_import_and_gc() {
     assert!(rootfs2.join("bin/busybox").is_file());
 
     // Target already met: nothing is removed even when not in use.
-    let report = gc::collect(&store, &[], &GcOptions { target_bytes: Some(u64::MAX), min_age: std::time::Duration::ZERO }).unwrap();
+    let report =
+        gc::collect(&store, &[], &GcOptions { target_bytes: Some(u64::MAX), min_age: std::time::Duration::ZERO })
+            .unwrap();
     assert!(report.removed_images.is_empty());
     assert!(store.find_image("nginx:1.7.9").unwrap().is_some());
     // Re-importing is idempotent.

@@ -62,7 +62,10 @@ fn flatten_applies_whiteouts_and_opaque_dirs() {
     apply(&upper_layer(), root, Mode::Apply).unwrap();
     assert!(!root.join("etc/config").exists(), "whiteout deletes the lower file");
     assert_eq!(fs::read(root.join("etc/keep")).unwrap(), b"kept");
-    let mut data: Vec<String> = fs::read_dir(root.join("data")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut data: Vec<String> = fs::read_dir(root.join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     data.sort();
     assert_eq!(data, ["c", "d"], "opaque dir hides lower entries but keeps this layer's");
     assert_eq!(fs::metadata(root.join("data")).unwrap().permissions().mode() & 0o7777, 0o750);
@@ -90,7 +93,13 @@ fn overlay_snapshots_mount_as_the_flattened_tree() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (l1, l2, mnt, upper, work) = (dir.path().join("l1"), dir.path().join("l2"), dir.path().join("mnt"), dir.path().join("u"), dir.path().join("w"));
+    let (l1, l2, mnt, upper, work) = (
+        dir.path().join("l1"),
+        dir.path().join("l2"),
+        dir.path().join("mnt"),
+        dir.path().join("u"),
+        dir.path().join("w"),
+    );
     for d in [&l1, &l2, &mnt, &upper, &work] {
         fs::create_dir(d).unwrap();
     }
@@ -98,19 +107,24 @@ fn overlay_snapshots_mount_as_the_flattened_tree() {
     apply(&upper_layer(), &l2, Mode::Overlay).unwrap();
     let wh = fs::symlink_metadata(l2.join("etc/config")).unwrap();
     assert!(wh.file_type().is_char_device() && wh.rdev() == 0, "whiteout is a 0/0 char device");
-    let out = Command::new("getfattr").args(["--only-values", "-n", "trusted.overlay.opaque"]).arg(l2.join("data")).output();
+    let out =
+        Command::new("getfattr").args(["--only-values", "-n", "trusted.overlay.opaque"]).arg(l2.join("data")).output();
     if let Ok(out) = out {
         if out.status.success() {
             assert_eq!(out.stdout, b"y");
         }
     }
-    let opts = format!("lowerdir={}:{},upperdir={},workdir={}", l2.display(), l1.display(), upper.display(), work.display());
+    let opts =
+        format!("lowerdir={}:{},upperdir={},workdir={}", l2.display(), l1.display(), upper.display(), work.display());
     let st = Command::new("mount").args(["-t", "overlay", "overlay", "-o", &opts]).arg(&mnt).status().unwrap();
     assert!(st.success(), "mount overlay");
     let check = || {
         assert!(!mnt.join("etc/config").exists(), "whited out");
         assert!(mnt.join("etc/keep").exists());
-        let mut data: Vec<String> = fs::read_dir(mnt.join("data")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut data: Vec<String> = fs::read_dir(mnt.join("data"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         data.sort();
         assert_eq!(data, ["c", "d"], "opaque dir");
         let out = Command::new(mnt.join("bin/busybox")).args(["echo", "ok"]).output().unwrap();
@@ -132,7 +146,13 @@ fn compressed_layers_and_diff_id_checks() {
         assert_eq!(fs::read(dir.path().join("x/y")).unwrap(), b"payload", "{c:?}");
     }
     let dir = tempfile::tempdir().unwrap();
-    let err = apply_layer_blob(&compress(&tar, Compression::Gzip)[..], dir.path(), Some(&Digest::of(b"other")), Options::new(Mode::Apply)).unwrap_err();
+    let err = apply_layer_blob(
+        &compress(&tar, Compression::Gzip)[..],
+        dir.path(),
+        Some(&Digest::of(b"other")),
+        Options::new(Mode::Apply),
+    )
+    .unwrap_err();
     assert!(matches!(err, UnpackError::DiffIdMismatch { .. }), "{err}");
 }
 
@@ -146,9 +166,24 @@ fn traversal_is_rejected_or_contained() {
         ("hardlink out", LayerBuilder::new().hardlink("h", "../../../../etc/passwd").finish(), true),
         ("hardlink to missing", LayerBuilder::new().hardlink("h", "etc/passwd").finish(), true),
         // Absolute and relative symlinks pointing out are followed as if the root were `/`.
-        ("absolute symlink dir", LayerBuilder::new().symlink("evil", outside.path().to_str().unwrap()).file("evil/victim", 0o644, b"x").finish(), false),
-        ("relative symlink dir", LayerBuilder::new().symlink("evil", "../../../../../..").file("evil/victim", 0o644, b"x").finish(), false),
-        ("symlink loop", LayerBuilder::new().symlink("a", "b").symlink("b", "a").file("a/x", 0o644, b"x").finish(), true),
+        (
+            "absolute symlink dir",
+            LayerBuilder::new()
+                .symlink("evil", outside.path().to_str().unwrap())
+                .file("evil/victim", 0o644, b"x")
+                .finish(),
+            false,
+        ),
+        (
+            "relative symlink dir",
+            LayerBuilder::new().symlink("evil", "../../../../../..").file("evil/victim", 0o644, b"x").finish(),
+            false,
+        ),
+        (
+            "symlink loop",
+            LayerBuilder::new().symlink("a", "b").symlink("b", "a").file("a/x", 0o644, b"x").finish(),
+            true,
+        ),
     ];
     for (name, layer, must_fail) in cases {
         let root = tempfile::tempdir().unwrap();

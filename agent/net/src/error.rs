@@ -30,10 +30,7 @@ pub enum NetError {
 
 impl NetError {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        NetError::Io {
-            context: context.into(),
-            source,
-        }
+        NetError::Io { context: context.into(), source }
     }
 }
 

@@ -41,15 +41,7 @@ impl RecordingNetLink {
         {
             let mut s = fake.state();
             let index = s.alloc_index();
-            s.links.insert(
-                name.to_string(),
-                LinkInfo {
-                    index,
-                    name: name.to_string(),
-                    mtu,
-                    mac: None,
-                },
-            );
+            s.links.insert(name.to_string(), LinkInfo { index, name: name.to_string(), mtu, mac: None });
             s.addresses.insert(ip, name.to_string());
         }
         fake
@@ -79,12 +71,7 @@ impl FakeState {
         }
         let index = self.alloc_index();
         let mac = [0x0a, 0x58, 0, 0, 0, index as u8];
-        let info = LinkInfo {
-            index,
-            name: name.to_string(),
-            mtu,
-            mac: Some(mac),
-        };
+        let info = LinkInfo { index, name: name.to_string(), mtu, mac: Some(mac) };
         self.links.insert(name.to_string(), info.clone());
         info
     }
@@ -132,8 +119,7 @@ impl NetLink for RecordingNetLink {
     async fn ensure_vxlan(&self, spec: &VxlanSpec) -> Result<LinkInfo> {
         let mut s = self.state();
         s.calls.push(Call::EnsureVxlan(spec.clone()));
-        s.addresses
-            .insert(spec.vtep_address.addr(), spec.name.clone());
+        s.addresses.insert(spec.vtep_address.addr(), spec.name.clone());
         Ok(s.upsert_link(&spec.name, spec.mtu))
     }
 
@@ -152,9 +138,7 @@ impl NetLink for RecordingNetLink {
     }
 
     fn write_sysctl(&self, key: &str, value: &str) -> Result<bool> {
-        self.state()
-            .calls
-            .push(Call::Sysctl(key.to_string(), value.to_string()));
+        self.state().calls.push(Call::Sysctl(key.to_string(), value.to_string()));
         Ok(true)
     }
 }

@@ -33,8 +33,7 @@ impl HostLocalIpam {
             return Err(NetError::CidrTooSmall(cidr));
         }
         let dir = dir.into();
-        fs::create_dir_all(&dir)
-            .map_err(|e| NetError::io(format!("creating {}", dir.display()), e))?;
+        fs::create_dir_all(&dir).map_err(|e| NetError::io(format!("creating {}", dir.display()), e))?;
         Ok(Self { dir, cidr })
     }
 
@@ -76,11 +75,7 @@ impl HostLocalIpam {
 
     /// The owner's current address, if any.
     pub fn lookup(&self, owner: &str) -> Result<Option<Ipv4Addr>> {
-        Ok(self
-            .allocations()?
-            .into_iter()
-            .find(|(_, o)| o == owner)
-            .map(|(ip, _)| ip))
+        Ok(self.allocations()?.into_iter().find(|(_, o)| o == owner).map(|(ip, _)| ip))
     }
 
     /// Frees every address held by `owner`; returns them. Releasing an unknown owner is not an error.
@@ -101,12 +96,10 @@ impl HostLocalIpam {
 
     /// Every reservation on disk, sorted by address.
     pub fn allocations(&self) -> Result<Vec<(Ipv4Addr, String)>> {
-        let rd = fs::read_dir(&self.dir)
-            .map_err(|e| NetError::io(format!("reading {}", self.dir.display()), e))?;
+        let rd = fs::read_dir(&self.dir).map_err(|e| NetError::io(format!("reading {}", self.dir.display()), e))?;
         let mut out = Vec::new();
         for entry in rd {
-            let entry =
-                entry.map_err(|e| NetError::io(format!("reading {}", self.dir.display()), e))?;
+            let entry = entry.map_err(|e| NetError::io(format!("reading {}", self.dir.display()), e))?;
             let name = entry.file_name();
             // Other files (last_reserved_ip, temp files) are not reservations.
             let Some(ip) = name.to_str().and_then(|s| s.parse::<Ipv4Addr>().ok()) else {
@@ -145,19 +138,14 @@ impl HostLocalIpam {
     }
 
     fn last_reserved(&self) -> Option<Ipv4Addr> {
-        fs::read_to_string(self.dir.join(LAST_RESERVED))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        fs::read_to_string(self.dir.join(LAST_RESERVED)).ok()?.trim().parse().ok()
     }
 
     fn write_last_reserved(&self, ip: Ipv4Addr) -> Result<()> {
         let tmp = self.dir.join(format!(".tmp-last-{}", std::process::id()));
         write_file(&tmp, &ip.to_string())?;
         let target = self.dir.join(LAST_RESERVED);
-        fs::rename(&tmp, &target)
-            .map_err(|e| NetError::io(format!("writing {}", target.display()), e))
+        fs::rename(&tmp, &target).map_err(|e| NetError::io(format!("writing {}", target.display()), e))
     }
 }
 
@@ -169,8 +157,7 @@ pub fn gateway_of(cidr: Ipv4Net) -> Ipv4Addr {
 fn write_file(path: &Path, content: &str) -> Result<()> {
     let ctx = || format!("writing {}", path.display());
     let mut f = fs::File::create(path).map_err(|e| NetError::io(ctx(), e))?;
-    f.write_all(content.as_bytes())
-        .map_err(|e| NetError::io(ctx(), e))?;
+    f.write_all(content.as_bytes()).map_err(|e| NetError::io(ctx(), e))?;
     // The reservation must survive a power cut once allocate() has returned.
     f.sync_all().map_err(|e| NetError::io(ctx(), e))
 }
@@ -199,26 +186,14 @@ mod tests {
         let cases: &[(&str, usize, &[&str])] = &[
             ("10.42.1.0/24", 3, &["10.42.1.2", "10.42.1.3", "10.42.1.4"]),
             ("10.42.1.0/30", 1, &["10.42.1.2"]),
-            (
-                "10.42.1.0/29",
-                5,
-                &[
-                    "10.42.1.2",
-                    "10.42.1.3",
-                    "10.42.1.4",
-                    "10.42.1.5",
-                    "10.42.1.6",
-                ],
-            ),
+            ("10.42.1.0/29", 5, &["10.42.1.2", "10.42.1.3", "10.42.1.4", "10.42.1.5", "10.42.1.6"]),
             // A CIDR given with host bits is truncated to its network.
             ("10.42.7.9/24", 1, &["10.42.7.2"]),
         ];
         for (cidr, n, want) in cases {
             let d = tempfile::tempdir().unwrap();
             let ipam = HostLocalIpam::new(d.path(), net(cidr)).unwrap();
-            let got: Vec<Ipv4Addr> = (0..*n)
-                .map(|i| ipam.allocate(&format!("pod{i}")).unwrap())
-                .collect();
+            let got: Vec<Ipv4Addr> = (0..*n).map(|i| ipam.allocate(&format!("pod{i}")).unwrap()).collect();
             let want: Vec<Ipv4Addr> = want.iter().map(|s| ip(s)).collect();
             assert_eq!(got, want, "cidr {cidr}");
         }
@@ -230,16 +205,10 @@ mod tests {
         // /30: network .0, gateway .1, broadcast .3: exactly one pod address.
         let ipam = HostLocalIpam::new(d.path(), net("10.0.0.0/30")).unwrap();
         assert_eq!(ipam.allocate("a").unwrap(), ip("10.0.0.2"));
-        assert!(matches!(
-            ipam.allocate("b"),
-            Err(NetError::PoolExhausted(_))
-        ));
+        assert!(matches!(ipam.allocate("b"), Err(NetError::PoolExhausted(_))));
         for small in ["10.0.0.0/31", "10.0.0.0/32"] {
             let d = tempfile::tempdir().unwrap();
-            assert!(matches!(
-                HostLocalIpam::new(d.path(), net(small)),
-                Err(NetError::CidrTooSmall(_))
-            ));
+            assert!(matches!(HostLocalIpam::new(d.path(), net(small)), Err(NetError::CidrTooSmall(_))));
         }
     }
 
@@ -281,10 +250,7 @@ mod tests {
         assert_eq!(ipam.allocate("e").unwrap(), ip("10.0.0.6"));
         // Wrap-around finds the released address.
         assert_eq!(ipam.allocate("f").unwrap(), ip("10.0.0.3"));
-        assert!(matches!(
-            ipam.allocate("g"),
-            Err(NetError::PoolExhausted(_))
-        ));
+        assert!(matches!(ipam.allocate("g"), Err(NetError::PoolExhausted(_))));
     }
 
     #[test]

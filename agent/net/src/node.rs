@@ -10,9 +10,7 @@ use ipnet::Ipv4Net;
 use crate::error::{NetError, Result};
 use crate::ipam::{gateway_of, HostLocalIpam};
 use crate::netlink::{BridgeSpec, LinkInfo, NetLink, VethSpec, VxlanSpec};
-use crate::overlay::{
-    self, plan, Change, Mac, RemoteNode, VXLAN_NAME, VXLAN_OVERHEAD, VXLAN_PORT, VXLAN_VNI,
-};
+use crate::overlay::{self, plan, Change, Mac, RemoteNode, VXLAN_NAME, VXLAN_OVERHEAD, VXLAN_PORT, VXLAN_VNI};
 
 pub const BRIDGE_NAME: &str = "cni0";
 pub const POD_IFNAME: &str = "eth0";
@@ -56,14 +54,8 @@ impl<N: NetLink> NodeNetwork<N> {
         let cidr = cfg.pod_cidr.trunc();
         let ipam = HostLocalIpam::new(ipam_dir(&cfg.data_dir), cidr)?;
         let uplink = match &cfg.uplink {
-            Some(name) => nl
-                .link(name)
-                .await?
-                .ok_or_else(|| NetError::LinkNotFound(name.clone()))?,
-            None => nl
-                .link_with_address(cfg.node_ip)
-                .await?
-                .ok_or(NetError::NoUplink(cfg.node_ip))?,
+            Some(name) => nl.link(name).await?.ok_or_else(|| NetError::LinkNotFound(name.clone()))?,
+            None => nl.link_with_address(cfg.node_ip).await?.ok_or(NetError::NoUplink(cfg.node_ip))?,
         };
         let mtu = uplink.mtu.saturating_sub(VXLAN_OVERHEAD);
         for (key, value) in SYSCTLS {
@@ -72,16 +64,9 @@ impl<N: NetLink> NodeNetwork<N> {
             }
         }
         let gw = gateway_of(cidr);
-        let bridge_addr =
-            Ipv4Net::new(gw, cidr.prefix_len()).map_err(|_| NetError::CidrTooSmall(cidr))?;
-        nl.ensure_bridge(&BridgeSpec {
-            name: BRIDGE_NAME.into(),
-            address: bridge_addr,
-            mtu,
-        })
-        .await?;
-        let vtep_address = Ipv4Net::new(overlay::vtep_ip_of(cidr), 32)
-            .map_err(|_| NetError::CidrTooSmall(cidr))?;
+        let bridge_addr = Ipv4Net::new(gw, cidr.prefix_len()).map_err(|_| NetError::CidrTooSmall(cidr))?;
+        nl.ensure_bridge(&BridgeSpec { name: BRIDGE_NAME.into(), address: bridge_addr, mtu }).await?;
+        let vtep_address = Ipv4Net::new(overlay::vtep_ip_of(cidr), 32).map_err(|_| NetError::CidrTooSmall(cidr))?;
         let vxlan = nl
             .ensure_vxlan(&VxlanSpec {
                 name: VXLAN_NAME.into(),
@@ -93,13 +78,7 @@ impl<N: NetLink> NodeNetwork<N> {
                 vtep_address,
             })
             .await?;
-        Ok(Self {
-            nl,
-            cfg,
-            ipam,
-            mtu,
-            vxlan,
-        })
+        Ok(Self { nl, cfg, ipam, mtu, vxlan })
     }
 
     pub fn netlink(&self) -> &N {
@@ -127,10 +106,7 @@ impl<N: NetLink> NodeNetwork<N> {
             (overlay::ANNOTATION_PUBLIC_IP, self.cfg.node_ip.to_string()),
         ];
         if let Some(mac) = self.vxlan.mac {
-            out.push((
-                overlay::ANNOTATION_BACKEND_DATA,
-                overlay::backend_data(VXLAN_VNI, &mac),
-            ));
+            out.push((overlay::ANNOTATION_BACKEND_DATA, overlay::backend_data(VXLAN_VNI, &mac)));
         }
         out
     }
@@ -140,8 +116,7 @@ impl<N: NetLink> NodeNetwork<N> {
     pub async fn add_pod(&self, owner: &str, netns: &Path) -> Result<PodAttachment> {
         let ip = self.ipam.allocate(owner)?;
         let cidr = self.ipam.cidr();
-        let address =
-            Ipv4Net::new(ip, cidr.prefix_len()).map_err(|_| NetError::CidrTooSmall(cidr))?;
+        let address = Ipv4Net::new(ip, cidr.prefix_len()).map_err(|_| NetError::CidrTooSmall(cidr))?;
         let host_ifname = host_ifname(owner);
         let spec = VethSpec {
             host_ifname: host_ifname.clone(),
@@ -162,11 +137,7 @@ impl<N: NetLink> NodeNetwork<N> {
             self.ipam.release(owner)?;
             return Err(e);
         }
-        Ok(PodAttachment {
-            address,
-            gateway: spec.gateway,
-            host_ifname,
-        })
+        Ok(PodAttachment { address, gateway: spec.gateway, host_ifname })
     }
 
     /// Unplugs a pod and frees its address; removing an unknown pod is not an error.
@@ -182,11 +153,7 @@ impl<N: NetLink> NodeNetwork<N> {
     pub async fn reconcile(&self, remotes: &[RemoteNode]) -> Result<Vec<Change>> {
         let own = self.ipam.cidr();
         // Our own CIDR is reached through cni0; an entry for it on flannel.1 would blackhole it.
-        let remotes: Vec<RemoteNode> = remotes
-            .iter()
-            .filter(|r| r.pod_cidr.trunc() != own)
-            .copied()
-            .collect();
+        let remotes: Vec<RemoteNode> = remotes.iter().filter(|r| r.pod_cidr.trunc() != own).copied().collect();
         let observed = self.nl.overlay_entries(self.vxlan.index).await?;
         let changes = plan(&remotes, &observed);
         for c in &changes {
@@ -231,9 +198,7 @@ fn peer_tmp_ifname(owner: &str) -> String {
 
 /// FNV-1a: stable across Rust versions, unlike `DefaultHasher`, so names survive upgrades.
 fn fnv1a(s: &str) -> u32 {
-    s.bytes().fold(0x811c_9dc5u32, |h, b| {
-        (h ^ b as u32).wrapping_mul(0x0100_0193)
-    })
+    s.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193))
 }
 
 #[cfg(test)]
@@ -244,10 +209,7 @@ mod tests {
     use crate::overlay::Entry;
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(f)
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
     }
 
     fn cfg(dir: &Path) -> NodeConfig {
@@ -260,11 +222,7 @@ mod tests {
     }
 
     fn remote(cidr: &str, ip: &str, last: u8) -> RemoteNode {
-        RemoteNode {
-            pod_cidr: cidr.parse().unwrap(),
-            node_ip: ip.parse().unwrap(),
-            vtep_mac: [2, 0, 0, 0, 0, last],
-        }
+        RemoteNode { pod_cidr: cidr.parse().unwrap(), node_ip: ip.parse().unwrap(), vtep_mac: [2, 0, 0, 0, 0, last] }
     }
 
     #[test]
@@ -296,15 +254,8 @@ mod tests {
             ]
         );
         let ann = node.annotations();
-        assert!(ann.contains(&(
-            "flannel.alpha.coreos.com/public-ip",
-            "192.168.77.1".to_string()
-        )));
-        assert!(
-            ann.iter()
-                .any(|(k, v)| *k == "flannel.alpha.coreos.com/backend-data"
-                    && v.contains("\"VNI\":1"))
-        );
+        assert!(ann.contains(&("flannel.alpha.coreos.com/public-ip", "192.168.77.1".to_string())));
+        assert!(ann.iter().any(|(k, v)| *k == "flannel.alpha.coreos.com/backend-data" && v.contains("\"VNI\":1")));
     }
 
     #[test]
@@ -326,10 +277,7 @@ mod tests {
         }
         let d = tempfile::tempdir().unwrap();
         let fake = RecordingNetLink::with_uplink("eth0", "192.168.1.9".parse().unwrap(), 1500);
-        assert!(matches!(
-            block_on(NodeNetwork::setup(fake, cfg(d.path()))),
-            Err(NetError::NoUplink(_))
-        ));
+        assert!(matches!(block_on(NodeNetwork::setup(fake, cfg(d.path()))), Err(NetError::NoUplink(_))));
     }
 
     #[test]
@@ -346,16 +294,8 @@ mod tests {
         assert_ne!(a.host_ifname, b.host_ifname);
         assert!(a.host_ifname.len() <= 15);
         let calls = node.netlink().take_calls();
-        let veths: Vec<&VethSpec> = calls
-            .iter()
-            .filter_map(|c| {
-                if let Call::AddVeth(s) = c {
-                    Some(s)
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let veths: Vec<&VethSpec> =
+            calls.iter().filter_map(|c| if let Call::AddVeth(s) = c { Some(s) } else { None }).collect();
         assert_eq!(veths.len(), 2);
         assert_eq!(veths[1].netns, PathBuf::from("/proc/42/ns/net"));
         assert_eq!(veths[1].container_ifname, "eth0");
@@ -363,10 +303,7 @@ mod tests {
         assert_eq!(veths[1].bridge, "cni0");
 
         block_on(node.remove_pod("uid-a")).unwrap();
-        assert_eq!(
-            node.netlink().take_calls(),
-            vec![Call::DeleteLink(a.host_ifname.clone())]
-        );
+        assert_eq!(node.netlink().take_calls(), vec![Call::DeleteLink(a.host_ifname.clone())]);
         assert_eq!(node.ipam().lookup("uid-a").unwrap(), None);
         // Removing again is harmless.
         block_on(node.remove_pod("uid-a")).unwrap();
@@ -386,19 +323,10 @@ mod tests {
 
         let route2 = n2.entries()[2];
         node.netlink().state().entries.remove(&route2);
-        assert_eq!(
-            block_on(node.reconcile(&[n2, n3])).unwrap(),
-            vec![Change::Add(route2)]
-        );
+        assert_eq!(block_on(node.reconcile(&[n2, n3])).unwrap(), vec![Change::Add(route2)]);
 
         let gone = block_on(node.reconcile(&[n2])).unwrap();
-        assert_eq!(
-            gone,
-            n3.entries()
-                .iter()
-                .map(|e| Change::Del(*e))
-                .collect::<Vec<_>>()
-        );
+        assert_eq!(gone, n3.entries().iter().map(|e| Change::Del(*e)).collect::<Vec<_>>());
         let left: Vec<Entry> = node.netlink().state().entries.iter().copied().collect();
         let mut want = n2.entries().to_vec();
         want.sort();
@@ -416,10 +344,7 @@ mod tests {
         assert_eq!(node.netlink().state().links.len(), 4);
         block_on(node.cleanup()).unwrap();
         let s = node.netlink().state();
-        assert_eq!(
-            s.links.keys().cloned().collect::<Vec<_>>(),
-            vec!["eth0".to_string()]
-        );
+        assert_eq!(s.links.keys().cloned().collect::<Vec<_>>(), vec!["eth0".to_string()]);
         assert!(s.entries.is_empty());
         assert!(s.calls.contains(&Call::DeleteLink(a.host_ifname.clone())));
         assert!(!net_dir(d.path()).exists());

@@ -44,18 +44,9 @@ impl RemoteNode {
     pub fn entries(&self) -> [Entry; 3] {
         let vtep = self.vtep_ip();
         [
-            Entry::Neighbour {
-                ip: vtep,
-                mac: self.vtep_mac,
-            },
-            Entry::Fdb {
-                mac: self.vtep_mac,
-                dst: self.node_ip,
-            },
-            Entry::Route {
-                dst: self.pod_cidr.trunc(),
-                gateway: vtep,
-            },
+            Entry::Neighbour { ip: vtep, mac: self.vtep_mac },
+            Entry::Fdb { mac: self.vtep_mac, dst: self.node_ip },
+            Entry::Route { dst: self.pod_cidr.trunc(), gateway: vtep },
         ]
     }
 }
@@ -96,10 +87,7 @@ pub fn plan(desired: &[RemoteNode], observed: &[Entry]) -> Vec<Change> {
 
 /// Formats a MAC the way flannel's `backend-data` annotation and `ip` print it.
 pub fn format_mac(mac: &Mac) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 pub fn parse_mac(s: &str) -> Option<Mac> {
@@ -121,18 +109,10 @@ pub fn backend_data(vni: u32, mac: &Mac) -> String {
 }
 
 /// Reads a remote node from the annotations flannel publishes plus the node's `spec.podCIDR`.
-pub fn remote_from_annotations(
-    pod_cidr: Ipv4Net,
-    public_ip: &str,
-    backend_data: &str,
-) -> Option<RemoteNode> {
+pub fn remote_from_annotations(pod_cidr: Ipv4Net, public_ip: &str, backend_data: &str) -> Option<RemoteNode> {
     let v: serde_json::Value = serde_json::from_str(backend_data).ok()?;
     let mac = parse_mac(v.get("VtepMAC")?.as_str()?)?;
-    Some(RemoteNode {
-        pod_cidr,
-        node_ip: public_ip.parse().ok()?,
-        vtep_mac: mac,
-    })
+    Some(RemoteNode { pod_cidr, node_ip: public_ip.parse().ok()?, vtep_mac: mac })
 }
 
 #[cfg(test)]
@@ -141,11 +121,7 @@ mod tests {
     use super::*;
 
     fn node(cidr: &str, ip: &str, last: u8) -> RemoteNode {
-        RemoteNode {
-            pod_cidr: cidr.parse().unwrap(),
-            node_ip: ip.parse().unwrap(),
-            vtep_mac: [0x0a, 0, 0, 0, 0, last],
-        }
+        RemoteNode { pod_cidr: cidr.parse().unwrap(), node_ip: ip.parse().unwrap(), vtep_mac: [0x0a, 0, 0, 0, 0, last] }
     }
 
     #[test]
@@ -155,18 +131,9 @@ mod tests {
         assert_eq!(
             n.entries(),
             [
-                Entry::Neighbour {
-                    ip: vtep,
-                    mac: n.vtep_mac
-                },
-                Entry::Fdb {
-                    mac: n.vtep_mac,
-                    dst: n.node_ip
-                },
-                Entry::Route {
-                    dst: n.pod_cidr,
-                    gateway: vtep
-                },
+                Entry::Neighbour { ip: vtep, mac: n.vtep_mac },
+                Entry::Fdb { mac: n.vtep_mac, dst: n.node_ip },
+                Entry::Route { dst: n.pod_cidr, gateway: vtep },
             ]
         );
     }
@@ -175,75 +142,31 @@ mod tests {
     fn plan_table() {
         let a = node("10.42.2.0/24", "192.168.77.2", 2);
         let b = node("10.42.3.0/24", "192.168.77.3", 3);
-        let b_new_mac = RemoteNode {
-            vtep_mac: [0x0a, 0, 0, 0, 0, 0x33],
-            ..b
-        };
-        let b_moved = RemoteNode {
-            node_ip: "192.168.77.33".parse().unwrap(),
-            ..b
-        };
+        let b_new_mac = RemoteNode { vtep_mac: [0x0a, 0, 0, 0, 0, 0x33], ..b };
+        let b_moved = RemoteNode { node_ip: "192.168.77.33".parse().unwrap(), ..b };
         let [an, af, ar] = a.entries();
         let [bn, bf, br] = b.entries();
         let [bn2, bf2, _] = b_new_mac.entries();
         let [_, bf3, _] = b_moved.entries();
-        let stranger = Entry::Route {
-            dst: "10.42.9.0/24".parse().unwrap(),
-            gateway: "10.42.9.0".parse().unwrap(),
-        };
+        let stranger = Entry::Route { dst: "10.42.9.0/24".parse().unwrap(), gateway: "10.42.9.0".parse().unwrap() };
         use Change::{Add, Del};
         // (name, desired nodes, observed entries, expected changes)
         type Case = (&'static str, Vec<RemoteNode>, Vec<Entry>, Vec<Change>);
         let cases: Vec<Case> = vec![
             ("nothing to do", vec![], vec![], vec![]),
-            (
-                "fresh node",
-                vec![a],
-                vec![],
-                vec![Add(an), Add(af), Add(ar)],
-            ),
-            (
-                "converged is idempotent",
-                vec![a, b],
-                vec![ar, bf, an, br, af, bn],
-                vec![],
-            ),
-            (
-                "deleted route comes back",
-                vec![a, b],
-                vec![an, af, bn, bf, br],
-                vec![Add(ar)],
-            ),
-            (
-                "removed node's entries go",
-                vec![a],
-                vec![an, af, ar, bn, bf, br],
-                vec![Del(bn), Del(bf), Del(br)],
-            ),
-            (
-                "unknown entry on flannel.1 goes",
-                vec![],
-                vec![stranger],
-                vec![Del(stranger)],
-            ),
+            ("fresh node", vec![a], vec![], vec![Add(an), Add(af), Add(ar)]),
+            ("converged is idempotent", vec![a, b], vec![ar, bf, an, br, af, bn], vec![]),
+            ("deleted route comes back", vec![a, b], vec![an, af, bn, bf, br], vec![Add(ar)]),
+            ("removed node's entries go", vec![a], vec![an, af, ar, bn, bf, br], vec![Del(bn), Del(bf), Del(br)]),
+            ("unknown entry on flannel.1 goes", vec![], vec![stranger], vec![Del(stranger)]),
             (
                 "mac change replaces neighbour and fdb",
                 vec![b_new_mac],
                 vec![bn, bf, br],
                 vec![Del(bn), Del(bf), Add(bn2), Add(bf2)],
             ),
-            (
-                "node ip change replaces fdb only",
-                vec![b_moved],
-                vec![bn, bf, br],
-                vec![Del(bf), Add(bf3)],
-            ),
-            (
-                "duplicate desired nodes collapse",
-                vec![a, a],
-                vec![],
-                vec![Add(an), Add(af), Add(ar)],
-            ),
+            ("node ip change replaces fdb only", vec![b_moved], vec![bn, bf, br], vec![Del(bf), Add(bf3)]),
+            ("duplicate desired nodes collapse", vec![a, a], vec![], vec![Add(an), Add(af), Add(ar)]),
         ];
         for (name, desired, observed, want) in cases {
             assert_eq!(plan(&desired, &observed), want, "{name}");
@@ -253,10 +176,7 @@ mod tests {
     #[test]
     fn plan_then_apply_converges() {
         // Applying a plan to the observed set and planning again must yield nothing.
-        let desired = vec![
-            node("10.42.2.0/24", "192.168.77.2", 2),
-            node("10.42.4.0/24", "192.168.77.4", 4),
-        ];
+        let desired = vec![node("10.42.2.0/24", "192.168.77.2", 2), node("10.42.4.0/24", "192.168.77.4", 4)];
         let mut observed: Vec<Entry> = node("10.42.3.0/24", "192.168.77.3", 3).entries().to_vec();
         observed.push(desired[0].entries()[2]);
         for c in plan(&desired, &observed) {
@@ -274,17 +194,10 @@ mod tests {
         let mac = [0xde, 0xad, 0xbe, 0xef, 0x00, 0x01];
         let data = backend_data(VXLAN_VNI, &mac);
         assert_eq!(data, r#"{"VNI":1,"VtepMAC":"de:ad:be:ef:00:01"}"#);
-        let n =
-            remote_from_annotations("10.42.5.0/24".parse().unwrap(), "192.168.1.5", &data).unwrap();
+        let n = remote_from_annotations("10.42.5.0/24".parse().unwrap(), "192.168.1.5", &data).unwrap();
         assert_eq!(n.vtep_mac, mac);
         assert_eq!(n.vtep_ip(), "10.42.5.0".parse::<Ipv4Addr>().unwrap());
-        for bad in [
-            "",
-            "de:ad:be:ef:00",
-            "de:ad:be:ef:00:01:02",
-            "zz:ad:be:ef:00:01",
-            "dea:d:be:ef:00:01",
-        ] {
+        for bad in ["", "de:ad:be:ef:00", "de:ad:be:ef:00:01:02", "zz:ad:be:ef:00:01", "dea:d:be:ef:00:01"] {
             assert_eq!(parse_mac(bad), None, "{bad}");
         }
         assert!(remote_from_annotations("10.42.5.0/24".parse().unwrap(), "nope", &data).is_none());

@@ -13,18 +13,14 @@ use std::path::{Path, PathBuf};
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
 use netlink_packet_route::address::AddressAttribute;
-use netlink_packet_route::link::{
-    InfoData, InfoVxlan, LinkAttribute, LinkInfo as LinkInfoNla, LinkMessage,
-};
+use netlink_packet_route::link::{InfoData, InfoVxlan, LinkAttribute, LinkInfo as LinkInfoNla, LinkMessage};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage};
 use netlink_packet_route::AddressFamily;
 use nix::sched::CloneFlags;
-use rtnetlink::{
-    Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, LinkVxlan, RouteMessageBuilder,
-};
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, LinkVxlan, RouteMessageBuilder};
 
 use crate::error::{NetError, Result};
 use crate::netlink::{BridgeSpec, LinkInfo, NetLink, VethSpec, VxlanSpec};
@@ -39,26 +35,18 @@ pub struct RtNetlink {
 impl RtNetlink {
     /// Connects in the calling thread's network namespace. Needs a tokio runtime.
     pub fn new() -> Result<Self> {
-        let (conn, handle, _) =
-            rtnetlink::new_connection().map_err(|e| NetError::io("opening netlink socket", e))?;
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| NetError::io("opening netlink socket", e))?;
         tokio::spawn(conn);
-        Ok(Self {
-            handle,
-            netns: None,
-        })
+        Ok(Self { handle, netns: None })
     }
 
     /// Connects in the namespace at `path` (`/run/netns/X`, `/proc/PID/ns/net`) without moving
     /// the calling thread for longer than the socket creation.
     pub fn in_netns(path: &Path) -> Result<Self> {
-        let (conn, handle, _) = with_netns(path, rtnetlink::new_connection)?.map_err(|e| {
-            NetError::io(format!("opening netlink socket in {}", path.display()), e)
-        })?;
+        let (conn, handle, _) = with_netns(path, rtnetlink::new_connection)?
+            .map_err(|e| NetError::io(format!("opening netlink socket in {}", path.display()), e))?;
         tokio::spawn(conn);
-        Ok(Self {
-            handle,
-            netns: Some(path.to_path_buf()),
-        })
+        Ok(Self { handle, netns: Some(path.to_path_buf()) })
     }
 
     pub fn handle(&self) -> &Handle {
@@ -66,21 +54,12 @@ impl RtNetlink {
     }
 
     async fn link_by_index(&self, index: u32) -> Result<Option<LinkInfo>> {
-        let res = self
-            .handle
-            .link()
-            .get()
-            .match_index(index)
-            .execute()
-            .try_next()
-            .await;
+        let res = self.handle.link().get().match_index(index).execute().try_next().await;
         absent_as_none(res.map(|m| m.map(link_info)))
     }
 
     async fn require_link(&self, name: &str) -> Result<LinkInfo> {
-        self.link(name)
-            .await?
-            .ok_or_else(|| NetError::LinkNotFound(name.to_string()))
+        self.link(name).await?.ok_or_else(|| NetError::LinkNotFound(name.to_string()))
     }
 
     async fn set_up_mtu(&self, index: u32, mtu: Option<u32>) -> Result<()> {
@@ -92,22 +71,12 @@ impl RtNetlink {
     }
 
     async fn ensure_address(&self, index: u32, addr: Ipv4Net) -> Result<()> {
-        Ok(self
-            .handle
-            .address()
-            .add(index, IpAddr::V4(addr.addr()), addr.prefix_len())
-            .replace()
-            .execute()
-            .await?)
+        Ok(self.handle.address().add(index, IpAddr::V4(addr.addr()), addr.prefix_len()).replace().execute().await?)
     }
 
     async fn routes_on(&self, index: u32) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
-        let mut dump = self
-            .handle
-            .route()
-            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
-            .execute();
+        let mut dump = self.handle.route().get(RouteMessageBuilder::<Ipv4Addr>::new().build()).execute();
         while let Some(r) = dump.try_next().await? {
             if route_table(&r) != u32::from(RouteHeader::RT_TABLE_MAIN) {
                 continue;
@@ -127,10 +96,7 @@ impl RtNetlink {
             if oif != Some(index) {
                 continue;
             }
-            if let (Some(gateway), Ok(dst)) = (
-                gateway,
-                Ipv4Net::new(dst, r.header.destination_prefix_length),
-            ) {
+            if let (Some(gateway), Ok(dst)) = (gateway, Ipv4Net::new(dst, r.header.destination_prefix_length)) {
                 out.push(Entry::Route { dst, gateway });
             }
         }
@@ -139,12 +105,7 @@ impl RtNetlink {
 
     async fn neighbours_on(&self, index: u32, family: AddressFamily) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
-        let mut dump = self
-            .handle
-            .neighbours()
-            .get()
-            .set_address_family(family)
-            .execute();
+        let mut dump = self.handle.neighbours().get().set_address_family(family).execute();
         while let Some(n) = dump.try_next().await? {
             if n.header.ifindex != index {
                 continue;
@@ -169,9 +130,7 @@ impl RtNetlink {
             match family {
                 AddressFamily::Bridge => out.push(Entry::Fdb { mac, dst: ip }),
                 // Resolved-by-ARP entries are the kernel's; only permanent ones are managed.
-                _ if n.header.state == NeighbourState::Permanent => {
-                    out.push(Entry::Neighbour { ip, mac })
-                }
+                _ if n.header.state == NeighbourState::Permanent => out.push(Entry::Neighbour { ip, mac }),
                 _ => {}
             }
         }
@@ -182,20 +141,13 @@ impl RtNetlink {
 /// Runs `f` with the calling thread inside the network namespace at `path`, then switches back.
 /// `f` must not block on async work: it runs on whatever thread called this.
 pub fn with_netns<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T> {
-    let ns_err = |source| NetError::Netns {
-        path: path.display().to_string(),
-        source,
-    };
-    let own =
-        File::open("/proc/thread-self/ns/net").map_err(|e| NetError::io("opening own netns", e))?;
-    let target = File::open(path)
-        .map_err(|e| NetError::io(format!("opening netns {}", path.display()), e))?;
+    let ns_err = |source| NetError::Netns { path: path.display().to_string(), source };
+    let own = File::open("/proc/thread-self/ns/net").map_err(|e| NetError::io("opening own netns", e))?;
+    let target = File::open(path).map_err(|e| NetError::io(format!("opening netns {}", path.display()), e))?;
     nix::sched::setns(&target, CloneFlags::CLONE_NEWNET).map_err(ns_err)?;
     let out = f();
-    nix::sched::setns(&own, CloneFlags::CLONE_NEWNET).map_err(|source| NetError::Netns {
-        path: "/proc/thread-self/ns/net (switching back)".into(),
-        source,
-    })?;
+    nix::sched::setns(&own, CloneFlags::CLONE_NEWNET)
+        .map_err(|source| NetError::Netns { path: "/proc/thread-self/ns/net (switching back)".into(), source })?;
     Ok(out)
 }
 
@@ -204,8 +156,7 @@ fn write_proc_sys(key: &str, value: &str) -> Result<bool> {
     if !path.exists() {
         return Ok(false);
     }
-    std::fs::write(&path, value)
-        .map_err(|e| NetError::io(format!("writing {}", path.display()), e))?;
+    std::fs::write(&path, value).map_err(|e| NetError::io(format!("writing {}", path.display()), e))?;
     Ok(true)
 }
 
@@ -213,13 +164,7 @@ fn route_table(r: &RouteMessage) -> u32 {
     // Tables above 255 only appear in the attribute; the header then says RT_TABLE_UNSPEC.
     r.attributes
         .iter()
-        .find_map(|a| {
-            if let RouteAttribute::Table(t) = a {
-                Some(*t)
-            } else {
-                None
-            }
-        })
+        .find_map(|a| if let RouteAttribute::Table(t) = a { Some(*t) } else { None })
         .unwrap_or(u32::from(r.header.table))
 }
 
@@ -228,12 +173,7 @@ fn mac_of(bytes: &[u8]) -> Option<Mac> {
 }
 
 fn link_info(m: LinkMessage) -> LinkInfo {
-    let mut info = LinkInfo {
-        index: m.header.index,
-        name: String::new(),
-        mtu: 0,
-        mac: None,
-    };
+    let mut info = LinkInfo { index: m.header.index, name: String::new(), mtu: 0, mac: None };
     for a in m.attributes {
         match a {
             LinkAttribute::IfName(n) => info.name = n,
@@ -308,14 +248,7 @@ fn route_message(index: u32, dst: Ipv4Net, gateway: Ipv4Addr) -> RouteMessage {
 
 impl NetLink for RtNetlink {
     async fn link(&self, name: &str) -> Result<Option<LinkInfo>> {
-        let res = self
-            .handle
-            .link()
-            .get()
-            .match_name(name.to_string())
-            .execute()
-            .try_next()
-            .await;
+        let res = self.handle.link().get().match_name(name.to_string()).execute().try_next().await;
         absent_as_none(res.map(|m| m.map(link_info)))
     }
 
@@ -347,50 +280,31 @@ impl NetLink for RtNetlink {
     }
 
     async fn add_veth_into_netns(&self, spec: &VethSpec) -> Result<()> {
-        let target = File::open(&spec.netns)
-            .map_err(|e| NetError::io(format!("opening netns {}", spec.netns.display()), e))?;
-        let msg = LinkVeth::new(&spec.host_ifname, &spec.peer_tmp_ifname)
-            .mtu(spec.mtu)
-            .build();
+        let target =
+            File::open(&spec.netns).map_err(|e| NetError::io(format!("opening netns {}", spec.netns.display()), e))?;
+        let msg = LinkVeth::new(&spec.host_ifname, &spec.peer_tmp_ifname).mtu(spec.mtu).build();
         self.handle.link().add(msg).execute().await?;
         let peer = self.require_link(&spec.peer_tmp_ifname).await?;
-        let mv = LinkUnspec::new_with_index(peer.index)
-            .setns_by_fd(target.as_raw_fd())
-            .build();
+        let mv = LinkUnspec::new_with_index(peer.index).setns_by_fd(target.as_raw_fd()).build();
         self.handle.link().set(mv).execute().await?;
 
         let bridge = self.require_link(&spec.bridge).await?;
         let host = self.require_link(&spec.host_ifname).await?;
-        let join = LinkUnspec::new_with_index(host.index)
-            .controller(bridge.index)
-            .mtu(spec.mtu)
-            .up()
-            .build();
+        let join = LinkUnspec::new_with_index(host.index).controller(bridge.index).mtu(spec.mtu).up().build();
         self.handle.link().set(join).execute().await?;
         // Hairpin lets a pod reach itself through a Service VIP that load-balances back to it.
-        self.handle
-            .link()
-            .set_port(LinkBridgePort::new(host.index).hairpin(true).build())
-            .execute()
-            .await?;
+        self.handle.link().set_port(LinkBridgePort::new(host.index).hairpin(true).build()).execute().await?;
 
         let pod = RtNetlink::in_netns(&spec.netns)?;
         let peer = pod.require_link(&spec.peer_tmp_ifname).await?;
         // The kernel renames before it applies flags, so one message renames and brings it up.
-        let cfg = LinkUnspec::new_with_index(peer.index)
-            .name(spec.container_ifname.clone())
-            .mtu(spec.mtu)
-            .up()
-            .build();
+        let cfg = LinkUnspec::new_with_index(peer.index).name(spec.container_ifname.clone()).mtu(spec.mtu).up().build();
         pod.handle.link().set(cfg).execute().await?;
         pod.ensure_address(peer.index, spec.address).await?;
         if let Some(lo) = pod.link("lo").await? {
             pod.set_up_mtu(lo.index, None).await?;
         }
-        let default = RouteMessageBuilder::<Ipv4Addr>::new()
-            .gateway(spec.gateway)
-            .output_interface(peer.index)
-            .build();
+        let default = RouteMessageBuilder::<Ipv4Addr>::new().gateway(spec.gateway).output_interface(peer.index).build();
         pod.handle.route().add(default).replace().execute().await?;
         Ok(())
     }
@@ -408,14 +322,7 @@ impl NetLink for RtNetlink {
     }
 
     async fn ensure_vxlan(&self, spec: &VxlanSpec) -> Result<LinkInfo> {
-        let existing = self
-            .handle
-            .link()
-            .get()
-            .match_name(spec.name.clone())
-            .execute()
-            .try_next()
-            .await;
+        let existing = self.handle.link().get().match_name(spec.name.clone()).execute().try_next().await;
         if let Some(msg) = absent_as_none(existing)? {
             // Like flannel: a device left with other parameters (node IP or uplink changed) is
             // replaced, since VNI, local address and port cannot be changed in place.
@@ -438,10 +345,7 @@ impl NetLink for RtNetlink {
 
     async fn overlay_entries(&self, vxlan_index: u32) -> Result<Vec<Entry>> {
         let mut out = self.neighbours_on(vxlan_index, AddressFamily::Inet).await?;
-        out.extend(
-            self.neighbours_on(vxlan_index, AddressFamily::Bridge)
-                .await?,
-        );
+        out.extend(self.neighbours_on(vxlan_index, AddressFamily::Bridge).await?);
         out.extend(self.routes_on(vxlan_index).await?);
         Ok(out)
     }
@@ -466,19 +370,13 @@ impl NetLink for RtNetlink {
                     .await?
             }
             Change::Add(Entry::Route { dst, gateway }) => {
-                self.handle
-                    .route()
-                    .add(route_message(idx, dst, gateway))
-                    .replace()
-                    .execute()
-                    .await?
+                self.handle.route().add(route_message(idx, dst, gateway)).replace().execute().await?
             }
             Change::Del(Entry::Neighbour { ip, .. }) => {
                 let mut m = NeighbourMessage::default();
                 m.header.family = AddressFamily::Inet;
                 m.header.ifindex = idx;
-                m.attributes
-                    .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+                m.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
                 nb.del(m).execute().await?
             }
             Change::Del(Entry::Fdb { mac, dst }) => {
@@ -486,18 +384,12 @@ impl NetLink for RtNetlink {
                 m.header.family = AddressFamily::Bridge;
                 m.header.ifindex = idx;
                 m.header.flags = NeighbourFlags::Own;
-                m.attributes
-                    .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
-                m.attributes
-                    .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(dst)));
+                m.attributes.push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+                m.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(dst)));
                 nb.del(m).execute().await?
             }
             Change::Del(Entry::Route { dst, gateway }) => {
-                self.handle
-                    .route()
-                    .del(route_message(idx, dst, gateway))
-                    .execute()
-                    .await?
+                self.handle.route().del(route_message(idx, dst, gateway)).execute().await?
             }
         }
         Ok(())
@@ -534,57 +426,22 @@ mod tests {
         let existing = vxlan_message(&spec());
         let cases: Vec<(&str, VxlanSpec, bool)> = vec![
             ("same", spec(), true),
-            (
-                "mtu differs only",
-                VxlanSpec {
-                    mtu: 1400,
-                    ..spec()
-                },
-                true,
-            ),
-            (
-                "node ip changed",
-                VxlanSpec {
-                    local: "192.168.77.9".parse().unwrap(),
-                    ..spec()
-                },
-                false,
-            ),
-            (
-                "uplink changed",
-                VxlanSpec {
-                    uplink_index: 3,
-                    ..spec()
-                },
-                false,
-            ),
+            ("mtu differs only", VxlanSpec { mtu: 1400, ..spec() }, true),
+            ("node ip changed", VxlanSpec { local: "192.168.77.9".parse().unwrap(), ..spec() }, false),
+            ("uplink changed", VxlanSpec { uplink_index: 3, ..spec() }, false),
             ("vni changed", VxlanSpec { vni: 2, ..spec() }, false),
-            (
-                "port changed",
-                VxlanSpec {
-                    port: 4789,
-                    ..spec()
-                },
-                false,
-            ),
+            ("port changed", VxlanSpec { port: 4789, ..spec() }, false),
         ];
         for (name, want_spec, want) in cases {
             assert_eq!(vxlan_matches(&existing, &want_spec), want, "{name}");
         }
         // A device that is not vxlan at all never matches.
-        assert!(!vxlan_matches(
-            &LinkBridge::new("flannel.1").build(),
-            &spec()
-        ));
+        assert!(!vxlan_matches(&LinkBridge::new("flannel.1").build(), &spec()));
     }
 
     #[test]
     fn overlay_route_is_onlink_via_vtep_on_flannel() {
-        let m = route_message(
-            7,
-            "10.42.2.0/24".parse().unwrap(),
-            "10.42.2.0".parse().unwrap(),
-        );
+        let m = route_message(7, "10.42.2.0/24".parse().unwrap(), "10.42.2.0".parse().unwrap());
         assert_eq!(m.header.destination_prefix_length, 24);
         assert!(m.header.flags.contains(RouteFlags::Onlink));
         assert_eq!(route_table(&m), u32::from(RouteHeader::RT_TABLE_MAIN));
@@ -593,34 +450,15 @@ mod tests {
             RouteAttribute::Gateway(RouteAddress::Inet("10.42.2.0".parse().unwrap())),
             RouteAttribute::Oif(7),
         ] {
-            assert!(
-                m.attributes.contains(&want),
-                "missing {want:?} in {:?}",
-                m.attributes
-            );
+            assert!(m.attributes.contains(&want), "missing {want:?} in {:?}", m.attributes);
         }
     }
 
     #[test]
     fn link_info_reads_name_mtu_mac() {
-        let m = LinkUnspec::new_with_index(5)
-            .name("cni0")
-            .mtu(1450)
-            .address(vec![2, 0, 0, 0, 0, 9])
-            .build();
-        assert_eq!(
-            link_info(m),
-            LinkInfo {
-                index: 5,
-                name: "cni0".into(),
-                mtu: 1450,
-                mac: Some([2, 0, 0, 0, 0, 9])
-            }
-        );
-        let m = LinkUnspec::new_with_index(1)
-            .name("lo")
-            .address(vec![0; 3])
-            .build();
+        let m = LinkUnspec::new_with_index(5).name("cni0").mtu(1450).address(vec![2, 0, 0, 0, 0, 9]).build();
+        assert_eq!(link_info(m), LinkInfo { index: 5, name: "cni0".into(), mtu: 1450, mac: Some([2, 0, 0, 0, 0, 9]) });
+        let m = LinkUnspec::new_with_index(1).name("lo").address(vec![0; 3]).build();
         assert_eq!(link_info(m).mac, None);
     }
 }

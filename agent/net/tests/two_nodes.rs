@@ -38,15 +38,8 @@ fn is_root() -> bool {
 }
 
 fn run(prog: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(prog)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {prog}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(prog).args(args).output().unwrap_or_else(|e| panic!("running {prog}: {e}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
 
@@ -58,21 +51,7 @@ fn sh(prog: &str, args: &[&str]) -> String {
 
 fn ping(from_ns: &str, to: Ipv4Addr) -> bool {
     // A couple of tries: the first packet may race the bridge port reaching forwarding state.
-    (0..3).any(|_| {
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                from_ns,
-                "ping",
-                "-c1",
-                "-W2",
-                &to.to_string(),
-            ],
-        )
-        .0
-    })
+    (0..3).any(|_| run("ip", &["netns", "exec", from_ns, "ping", "-c1", "-W2", &to.to_string()]).0)
 }
 
 /// Runs `f` on a fresh thread that has entered namespace `ns`, with a tokio runtime.
@@ -90,11 +69,7 @@ fn on_node<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
 }
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 }
 
 struct Node {
@@ -135,29 +110,9 @@ fn cluster(tag: &str) -> Cluster {
         let ns = g.add(format!("{prefix}-n{i}"));
         let pod_ns = g.add(format!("{prefix}-p{i}"));
         let port = format!("l{i}");
-        sh(
-            "ip",
-            &[
-                "-n", &lan, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
-                &ns,
-            ],
-        );
-        sh(
-            "ip",
-            &["-n", &lan, "link", "set", &port, "master", "br0", "up"],
-        );
-        sh(
-            "ip",
-            &[
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("192.168.77.{i}/24"),
-                "dev",
-                "eth0",
-            ],
-        );
+        sh("ip", &["-n", &lan, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+        sh("ip", &["-n", &lan, "link", "set", &port, "master", "br0", "up"]);
+        sh("ip", &["-n", &ns, "addr", "add", &format!("192.168.77.{i}/24"), "dev", "eth0"]);
         sh("ip", &["-n", &ns, "link", "set", "eth0", "up"]);
         sh("ip", &["-n", &ns, "link", "set", "lo", "up"]);
         let cfg = NodeConfig {
@@ -168,19 +123,11 @@ fn cluster(tag: &str) -> Cluster {
         };
         nodes.push(Node { ns, pod_ns, cfg });
     }
-    Cluster {
-        _guard: g,
-        nodes,
-        _data: data,
-    }
+    Cluster { _guard: g, nodes, _data: data }
 }
 
 fn remote(node: &Node, mac: [u8; 6]) -> RemoteNode {
-    RemoteNode {
-        pod_cidr: node.cfg.pod_cidr,
-        node_ip: node.cfg.node_ip,
-        vtep_mac: mac,
-    }
+    RemoteNode { pod_cidr: node.cfg.pod_cidr, node_ip: node.cfg.node_ip, vtep_mac: mac }
 }
 
 #[test]
@@ -199,18 +146,11 @@ fn two_nodes_pod_to_pod_over_vxlan() {
         let pod_path = Path::new("/run/netns").join(&n.pod_ns);
         let (mac, att, took) = n.with(async |node| {
             let t = std::time::Instant::now();
-            let att = node
-                .add_pod(&format!("uid-{}", n.pod_ns), &pod_path)
-                .await
-                .unwrap();
+            let att = node.add_pod(&format!("uid-{}", n.pod_ns), &pod_path).await.unwrap();
             (node.vtep_mac().unwrap(), att, t.elapsed())
         });
         eprintln!("wiring one pod's network took {took:?} (goal < 20 ms)");
-        assert!(
-            n.cfg.pod_cidr.contains(&att.address.addr()),
-            "{att:?} outside {}",
-            n.cfg.pod_cidr
-        );
+        assert!(n.cfg.pod_cidr.contains(&att.address.addr()), "{att:?} outside {}", n.cfg.pod_cidr);
         assert_eq!(att.gateway, n.cfg.pod_cidr.hosts().next().unwrap());
         macs.push(mac);
         pod_ips.push(att.address.addr());
@@ -218,31 +158,13 @@ fn two_nodes_pod_to_pod_over_vxlan() {
     assert_ne!(pod_ips[0], pod_ips[1]);
 
     // Pod side as the kernel sees it: eth0 with the address and uplink MTU − 50, default route.
-    let addr = sh(
-        "ip",
-        &["-n", &n1.pod_ns, "-4", "addr", "show", "dev", "eth0"],
-    );
-    assert!(
-        addr.contains(&format!("{}/24", pod_ips[0])) && addr.contains("mtu 1450"),
-        "{addr}"
-    );
+    let addr = sh("ip", &["-n", &n1.pod_ns, "-4", "addr", "show", "dev", "eth0"]);
+    assert!(addr.contains(&format!("{}/24", pod_ips[0])) && addr.contains("mtu 1450"), "{addr}");
     let route = sh("ip", &["-n", &n1.pod_ns, "route", "show", "default"]);
     assert!(route.contains("via 10.42.1.1 dev eth0"), "{route}");
-    let hairpin = sh(
-        "ip",
-        &["-n", &n1.ns, "-d", "link", "show", "master", "cni0"],
-    );
+    let hairpin = sh("ip", &["-n", &n1.ns, "-d", "link", "show", "master", "cni0"]);
     assert!(hairpin.contains("hairpin on"), "{hairpin}");
-    let fwd = sh(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            &n1.ns,
-            "cat",
-            "/proc/sys/net/ipv4/ip_forward",
-        ],
-    );
+    let fwd = sh("ip", &["netns", "exec", &n1.ns, "cat", "/proc/sys/net/ipv4/ip_forward"]);
     assert_eq!(fwd.trim(), "1");
     let brnf = sh(
         "ip",
@@ -261,110 +183,42 @@ fn two_nodes_pod_to_pod_over_vxlan() {
     for (i, n) in c.nodes.iter().enumerate() {
         let peer = peers[i];
         let changes = n.with(async |node| node.reconcile(&[peer]).await.unwrap());
-        assert_eq!(
-            changes,
-            peer.entries()
-                .iter()
-                .map(|e| Change::Add(*e))
-                .collect::<Vec<_>>()
-        );
+        assert_eq!(changes, peer.entries().iter().map(|e| Change::Add(*e)).collect::<Vec<_>>());
     }
     let vx = sh("ip", &["-n", &n1.ns, "-d", "link", "show", "flannel.1"]);
-    for want in [
-        "vxlan id 1",
-        "local 192.168.77.1",
-        "dev eth0",
-        "dstport 8472",
-        "nolearning",
-        "mtu 1450",
-    ] {
+    for want in ["vxlan id 1", "local 192.168.77.1", "dev eth0", "dstport 8472", "nolearning", "mtu 1450"] {
         assert!(vx.contains(want), "flannel.1 lacks {want:?}: {vx}");
     }
 
-    assert!(
-        ping(&n1.pod_ns, pod_ips[1]),
-        "pod on node 1 cannot reach pod on node 2"
-    );
-    assert!(
-        ping(&n2.pod_ns, pod_ips[0]),
-        "pod on node 2 cannot reach pod on node 1"
-    );
+    assert!(ping(&n1.pod_ns, pod_ips[1]), "pod on node 1 cannot reach pod on node 2");
+    assert!(ping(&n2.pod_ns, pod_ips[0]), "pod on node 2 cannot reach pod on node 1");
 
     // Idempotent: setup again (an agent restart) keeps flannel.1 and its MAC, and a resync of a
     // converged node changes nothing.
-    let (mac_again, noop) = n1.with(async |node| {
-        (
-            node.vtep_mac().unwrap(),
-            node.reconcile(&[peers[0]]).await.unwrap(),
-        )
-    });
+    let (mac_again, noop) =
+        n1.with(async |node| (node.vtep_mac().unwrap(), node.reconcile(&[peers[0]]).await.unwrap()));
     assert_eq!(mac_again, macs[0]);
     assert_eq!(noop, vec![]);
 
     // Drift: a deleted route and FDB entry come back on the next resync.
     let mac2 = edge_net::overlay::format_mac(&macs[1]);
     sh("ip", &["-n", &n1.ns, "route", "del", "10.42.2.0/24"]);
-    sh(
-        "bridge",
-        &[
-            "-n",
-            &n1.ns,
-            "fdb",
-            "del",
-            &mac2,
-            "dev",
-            "flannel.1",
-            "dst",
-            "192.168.77.2",
-            "self",
-        ],
-    );
+    sh("bridge", &["-n", &n1.ns, "fdb", "del", &mac2, "dev", "flannel.1", "dst", "192.168.77.2", "self"]);
     assert!(!ping(&n1.pod_ns, pod_ips[1]));
     let repaired = n1.with(async |node| node.reconcile(&[peers[0]]).await.unwrap());
-    let route_entry = Entry::Route {
-        dst: "10.42.2.0/24".parse().unwrap(),
-        gateway: "10.42.2.0".parse().unwrap(),
-    };
-    let fdb_entry = Entry::Fdb {
-        mac: macs[1],
-        dst: "192.168.77.2".parse().unwrap(),
-    };
-    assert_eq!(
-        repaired,
-        vec![Change::Add(fdb_entry), Change::Add(route_entry)]
-    );
+    let route_entry = Entry::Route { dst: "10.42.2.0/24".parse().unwrap(), gateway: "10.42.2.0".parse().unwrap() };
+    let fdb_entry = Entry::Fdb { mac: macs[1], dst: "192.168.77.2".parse().unwrap() };
+    assert_eq!(repaired, vec![Change::Add(fdb_entry), Change::Add(route_entry)]);
     let r = sh("ip", &["-n", &n1.ns, "route", "show", "10.42.2.0/24"]);
-    assert!(
-        r.contains("via 10.42.2.0 dev flannel.1") && r.contains("onlink"),
-        "{r}"
-    );
+    assert!(r.contains("via 10.42.2.0 dev flannel.1") && r.contains("onlink"), "{r}");
     assert!(ping(&n1.pod_ns, pod_ips[1]));
 
     // A removed peer loses exactly its three entries.
     let removed = n1.with(async |node| node.reconcile(&[]).await.unwrap());
     assert_eq!(removed.len(), 3);
     assert!(removed.iter().all(|c| matches!(c, Change::Del(_))));
-    assert_eq!(
-        sh("ip", &["-n", &n1.ns, "route", "show", "dev", "flannel.1"]).trim(),
-        ""
-    );
-    assert_eq!(
-        sh(
-            "ip",
-            &[
-                "-n",
-                &n1.ns,
-                "neigh",
-                "show",
-                "dev",
-                "flannel.1",
-                "nud",
-                "permanent"
-            ]
-        )
-        .trim(),
-        ""
-    );
+    assert_eq!(sh("ip", &["-n", &n1.ns, "route", "show", "dev", "flannel.1"]).trim(), "");
+    assert_eq!(sh("ip", &["-n", &n1.ns, "neigh", "show", "dev", "flannel.1", "nud", "permanent"]).trim(), "");
     let fdb = sh("bridge", &["-n", &n1.ns, "fdb", "show", "dev", "flannel.1"]);
     assert!(!fdb.contains(&mac2), "{fdb}");
     assert!(!ping(&n1.pod_ns, pod_ips[1]));
@@ -373,11 +227,8 @@ fn two_nodes_pod_to_pod_over_vxlan() {
     for n in &c.nodes {
         n.with(async |node| node.cleanup().await.unwrap());
         let links = sh("ip", &["-n", &n.ns, "-o", "link", "show"]);
-        let names: Vec<&str> = links
-            .lines()
-            .filter_map(|l| l.split(": ").nth(1))
-            .map(|s| s.split('@').next().unwrap_or(s))
-            .collect();
+        let names: Vec<&str> =
+            links.lines().filter_map(|l| l.split(": ").nth(1)).map(|s| s.split('@').next().unwrap_or(s)).collect();
         assert_eq!(names, vec!["lo", "eth0"], "{links}");
         assert!(!n.cfg.data_dir.join("net").exists());
         let pod_links = sh("ip", &["-n", &n.pod_ns, "-o", "link", "show"]);

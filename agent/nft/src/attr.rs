@@ -2,9 +2,7 @@
 //! `netlink-packet-core`'s [`Nla`] trait. Typed modules build `Attr` trees; only this module
 //! knows about lengths, alignment and the nested flag.
 
-use netlink_packet_core::{
-    Emitable, Nla, NLA_ALIGNTO, NLA_F_NESTED, NLA_HEADER_SIZE, NLA_TYPE_MASK,
-};
+use netlink_packet_core::{Emitable, Nla, NLA_ALIGNTO, NLA_F_NESTED, NLA_HEADER_SIZE, NLA_TYPE_MASK};
 
 /// One attribute: a type and either raw bytes or nested attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,10 +20,7 @@ enum Value {
 impl Attr {
     /// Raw bytes, copied as given.
     pub fn bytes(kind: u16, value: impl Into<Vec<u8>>) -> Self {
-        Attr {
-            kind,
-            value: Value::Bytes(value.into()),
-        }
+        Attr { kind, value: Value::Bytes(value.into()) }
     }
 
     /// A NUL-terminated string, as the kernel's `NLA_STRING`/`NLA_NUL_STRING` policies read them.
@@ -58,10 +53,7 @@ impl Attr {
 
     /// Attributes nested inside this one; flagged `NLA_F_NESTED` like libmnl does.
     pub fn nested(kind: u16, children: Vec<Attr>) -> Self {
-        Attr {
-            kind,
-            value: Value::Nested(children),
-        }
+        Attr { kind, value: Value::Nested(children) }
     }
 
     /// Bytes this attribute takes on the wire, padding included.
@@ -117,11 +109,7 @@ pub struct RawAttr<'a> {
 impl<'a> RawAttr<'a> {
     /// The value as a string without its NUL terminator.
     pub fn as_str(&self) -> Option<&'a str> {
-        let end = self
-            .value
-            .iter()
-            .position(|&b| b == 0)
-            .unwrap_or(self.value.len());
+        let end = self.value.iter().position(|&b| b == 0).unwrap_or(self.value.len());
         std::str::from_utf8(&self.value[..end]).ok()
     }
 
@@ -156,10 +144,7 @@ pub fn parse_attrs(buf: &[u8]) -> Result<Vec<RawAttr<'_>>, crate::Error> {
             .get(at + NLA_HEADER_SIZE..at + len.max(NLA_HEADER_SIZE))
             .filter(|_| len >= NLA_HEADER_SIZE)
             .ok_or_else(|| {
-                crate::Error::Decode(format!(
-                    "attribute {kind} of length {len} at offset {at} overruns {}",
-                    buf.len()
-                ))
+                crate::Error::Decode(format!("attribute {kind} of length {len} at offset {at} overruns {}", buf.len()))
             })?;
         out.push(RawAttr { kind, value });
         at += len.div_ceil(NLA_ALIGNTO) * NLA_ALIGNTO;
@@ -187,10 +172,7 @@ pub(crate) mod tests {
             (Attr::u8(1, 6), "0500010006000000"),
             (Attr::bytes(1, vec![0x1f, 0x90]), "060001001f900000"),
             (Attr::be64(11, 10_800_000), "0c000b000000000000a4cb80"),
-            (
-                Attr::nested(2, vec![Attr::be32(2, 0xf), Attr::be32(1, 1)]),
-                "14000280080002000000000f0800010000000001",
-            ),
+            (Attr::nested(2, vec![Attr::be32(2, 0xf), Attr::be32(1, 1)]), "14000280080002000000000f0800010000000001"),
             (Attr::nested(2, vec![]), "04000280"),
         ];
         for (attr, want) in cases {

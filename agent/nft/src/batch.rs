@@ -35,15 +35,8 @@ pub struct Batch {
 
 #[derive(Debug, Clone)]
 enum InvalidKind {
-    Name {
-        what: &'static str,
-        name: String,
-        reason: &'static str,
-    },
-    Element {
-        set: String,
-        reason: String,
-    },
+    Name { what: &'static str, name: String, reason: &'static str },
+    Element { set: String, reason: String },
 }
 
 /// The wire form of a batch: the bytes for one `sendmsg`, and which sequence number belongs
@@ -67,11 +60,7 @@ fn check_name(what: &'static str, name: &str) -> Option<InvalidKind> {
     } else {
         return None;
     };
-    Some(InvalidKind::Name {
-        what,
-        name: name.to_owned(),
-        reason,
-    })
+    Some(InvalidKind::Name { what, name: name.to_owned(), reason })
 }
 
 impl Default for Batch {
@@ -83,12 +72,7 @@ impl Default for Batch {
 impl Batch {
     pub fn new() -> Self {
         // nft numbers set IDs from 1; keep to it so batches compare equal to nft's.
-        Batch {
-            msgs: Vec::new(),
-            next_set_id: 1,
-            new_sets: HashMap::new(),
-            invalid_err: None,
-        }
+        Batch { msgs: Vec::new(), next_set_id: 1, new_sets: HashMap::new(), invalid_err: None }
     }
 
     /// Number of messages (delimiters excluded).
@@ -117,21 +101,8 @@ impl Batch {
     }
 
     /// Queues one nf_tables message about an object of `table`.
-    fn queue(
-        &mut self,
-        msg_type: u8,
-        table: &Table,
-        flags: u16,
-        attrs: Vec<Attr>,
-        what: String,
-    ) -> &mut Self {
-        self.push(Message::nft(
-            msg_type,
-            table.family as u8,
-            flags,
-            attrs,
-            what,
-        ))
+    fn queue(&mut self, msg_type: u8, table: &Table, flags: u16, attrs: Vec<Attr>, what: String) -> &mut Self {
+        self.push(Message::nft(msg_type, table.family as u8, flags, attrs, what))
     }
 
     /// `add table` (no error if it exists).
@@ -153,13 +124,7 @@ impl Batch {
     pub fn add_chain(&mut self, c: &Chain) -> &mut Self {
         self.note(check_name("chain", &c.name));
         let what = describe("NEWCHAIN", &c.table, &c.name);
-        self.queue(
-            NFT_MSG_NEWCHAIN,
-            &c.table,
-            NLM_F_CREATE,
-            c.new_attrs(),
-            what,
-        )
+        self.queue(NFT_MSG_NEWCHAIN, &c.table, NLM_F_CREATE, c.new_attrs(), what)
     }
 
     /// `flush chain`: removes all its rules.
@@ -181,25 +146,14 @@ impl Batch {
     pub fn add_rule(&mut self, r: &Rule) -> &mut Self {
         self.note(check_name("chain", &r.chain));
         let what = describe("NEWRULE", &r.table, &r.chain);
-        self.queue(
-            NFT_MSG_NEWRULE,
-            &r.table,
-            NLM_F_CREATE | NLM_F_APPEND,
-            r.new_attrs(),
-            what,
-        )
+        self.queue(NFT_MSG_NEWRULE, &r.table, NLM_F_CREATE | NLM_F_APPEND, r.new_attrs(), what)
     }
 
     /// Deletes one rule by the handle the kernel gave it (see [`crate::NftSocket::list_rules`]).
     pub fn delete_rule(&mut self, c: &Chain, handle: u64) -> &mut Self {
         let mut attrs = c.flush_attrs();
         attrs.push(Attr::be64(NFTA_RULE_HANDLE, handle));
-        let what = format!(
-            "DELRULE {} {} {} handle {handle}",
-            c.table.family.as_str(),
-            c.table.name,
-            c.name
-        );
+        let what = format!("DELRULE {} {} {} handle {handle}", c.table.family.as_str(), c.table.name, c.name);
         self.queue(NFT_MSG_DELRULE, &c.table, 0, attrs, what)
     }
 
@@ -215,23 +169,11 @@ impl Batch {
         self.note(check_name("set", &s.name));
         let id = self.alloc_set_id();
         if !s.anonymous {
-            self.new_sets.insert(
-                (s.table.family as u8, s.table.name.clone(), s.name.clone()),
-                id,
-            );
+            self.new_sets.insert((s.table.family as u8, s.table.name.clone(), s.name.clone()), id);
         }
         let what = describe("NEWSET", &s.table, &s.name);
-        self.queue(
-            NFT_MSG_NEWSET,
-            &s.table,
-            NLM_F_CREATE,
-            s.new_attrs(id),
-            what,
-        );
-        SetRef {
-            name: s.name.clone(),
-            id: Some(id),
-        }
+        self.queue(NFT_MSG_NEWSET, &s.table, NLM_F_CREATE, s.new_attrs(id), what);
+        SetRef { name: s.name.clone(), id: Some(id) }
     }
 
     /// `delete set`.
@@ -242,9 +184,7 @@ impl Batch {
     }
 
     fn id_of(&self, s: &Set) -> Option<u32> {
-        self.new_sets
-            .get(&(s.table.family as u8, s.table.name.clone(), s.name.clone()))
-            .copied()
+        self.new_sets.get(&(s.table.family as u8, s.table.name.clone(), s.name.clone())).copied()
     }
 
     fn elements(&mut self, kind: u8, s: &Set, set_id: Option<u32>, elems: &[Elem]) {
@@ -253,11 +193,8 @@ impl Batch {
                 self.note(Some(InvalidKind::Element { set, reason }));
             }
         }
-        let (verb, flags, with_data) = if kind == NFT_MSG_NEWSETELEM {
-            ("NEWSETELEM", NLM_F_CREATE, true)
-        } else {
-            ("DELSETELEM", 0, false)
-        };
+        let (verb, flags, with_data) =
+            if kind == NFT_MSG_NEWSETELEM { ("NEWSETELEM", NLM_F_CREATE, true) } else { ("DELSETELEM", 0, false) };
         // Chunks bounded by count and by encoded size, whichever comes first.
         let mut start = 0;
         while start < elems.len() {
@@ -311,21 +248,13 @@ impl Batch {
     /// An anonymous constant verdict map (`vmap { k : verdict, … }` written inline in a rule):
     /// created here, to be referenced by the returned [`SetRef`] in a rule of this batch. The
     /// kernel ties its lifetime to that rule.
-    pub fn add_anonymous_map(
-        &mut self,
-        table: &Table,
-        key: &[KeyType],
-        elems: Vec<(Key, Verdict)>,
-    ) -> SetRef {
+    pub fn add_anonymous_map(&mut self, table: &Table, key: &[KeyType], elems: Vec<(Key, Verdict)>) -> SetRef {
         let mut set = Set::verdict_map(table, ANON_MAP_NAME, key);
         set.anonymous = true;
         set.size = Some(elems.len() as u32);
         debug_assert_eq!(set.data, Some(MapData::Verdict));
         let r = self.add_set(&set);
-        let elems: Vec<Elem> = elems
-            .into_iter()
-            .map(|(k, v)| Elem::verdict(k, v))
-            .collect();
+        let elems: Vec<Elem> = elems.into_iter().map(|(k, v)| Elem::verdict(k, v)).collect();
         self.elements(NFT_MSG_NEWSETELEM, &set, r.id, &elems);
         r
     }
@@ -336,9 +265,7 @@ impl Batch {
     pub fn encode(&self, first_seq: u32) -> Result<Encoded, Error> {
         if let Some(problem) = &self.invalid_err {
             return Err(match problem.clone() {
-                InvalidKind::Name { what, name, reason } => {
-                    Error::InvalidName { what, name, reason }
-                }
+                InvalidKind::Name { what, name, reason } => Error::InvalidName { what, name, reason },
                 InvalidKind::Element { set, reason } => Error::InvalidElement { set, reason },
             });
         }
@@ -350,21 +277,13 @@ impl Batch {
         let mut messages = Vec::with_capacity(self.msgs.len());
         for (i, m) in self.msgs.iter().enumerate() {
             seq = seq.wrapping_add(1);
-            let ack = if i + 1 == self.msgs.len() {
-                NLM_F_ACK
-            } else {
-                0
-            };
+            let ack = if i + 1 == self.msgs.len() { NLM_F_ACK } else { 0 };
             m.emit(seq, ack, &mut bytes);
             messages.push((seq, m.what.clone()));
         }
         seq = seq.wrapping_add(1);
         Message::batch_delimiter(NFNL_MSG_BATCH_END).emit(seq, 0, &mut bytes);
-        Ok(Encoded {
-            bytes,
-            messages,
-            begin_seq,
-        })
+        Ok(Encoded { bytes, messages, begin_seq })
     }
 }
 
@@ -389,21 +308,14 @@ mod tests {
     }
 
     fn svc_map() -> Set {
-        Set::verdict_map(
-            &t(),
-            "service-ips",
-            &[KeyType::Ipv4Addr, KeyType::InetProto, KeyType::InetService],
-        )
+        Set::verdict_map(&t(), "service-ips", &[KeyType::Ipv4Addr, KeyType::InetProto, KeyType::InetService])
     }
 
     fn elems(n: u32) -> Vec<Elem> {
         (0..n)
             .map(|i| {
                 let ip = Ipv4Addr::from(0x0a2b_0000 + i);
-                Elem::verdict(
-                    Key::new().addr(ip.into()).proto(6).port(80),
-                    Verdict::Goto(format!("svc-{i:08}")),
-                )
+                Elem::verdict(Key::new().addr(ip.into()).proto(6).port(80), Verdict::Goto(format!("svc-{i:08}")))
             })
             .collect()
     }
@@ -425,34 +337,23 @@ mod tests {
     fn new_sets_get_ids_that_later_messages_use() {
         let mut b = Batch::new();
         let r1 = b.add_set(&svc_map());
-        let anon = b.add_anonymous_map(
-            &t(),
-            &[KeyType::HostU32],
-            vec![(Key::new().host_u32(0), Verdict::Accept)],
-        );
+        let anon = b.add_anonymous_map(&t(), &[KeyType::HostU32], vec![(Key::new().host_u32(0), Verdict::Accept)]);
         assert_eq!((r1.id, anon.id), (Some(1), Some(2)));
         assert_eq!(anon.name, "__map%d");
         b.add_elements(&svc_map(), &elems(1));
         // NEWSET, NEWSET(anon), NEWSETELEM(anon), NEWSETELEM(service-ips with SET_ID 1)
         let last = b.messages().last().unwrap();
-        assert!(last
-            .attrs
-            .contains(&Attr::be32(NFTA_SET_ELEM_LIST_SET_ID, 1)));
+        assert!(last.attrs.contains(&Attr::be32(NFTA_SET_ELEM_LIST_SET_ID, 1)));
         // A set that is not created in this batch is referred to by name only.
         let mut b2 = Batch::new();
         b2.add_elements(&svc_map(), &elems(1));
-        assert!(!b2.messages()[0]
-            .attrs
-            .iter()
-            .any(|a| *a == Attr::be32(NFTA_SET_ELEM_LIST_SET_ID, 1)));
+        assert!(!b2.messages()[0].attrs.iter().any(|a| *a == Attr::be32(NFTA_SET_ELEM_LIST_SET_ID, 1)));
     }
 
     #[test]
     fn encode_numbers_messages_and_acks_only_the_last() {
         let mut b = Batch::new();
-        b.add_table(&t())
-            .add_chain(&Chain::new(&t(), "a"))
-            .add_chain(&Chain::new(&t(), "b"));
+        b.add_table(&t()).add_chain(&Chain::new(&t(), "a")).add_chain(&Chain::new(&t(), "b"));
         let e = b.encode(100).unwrap();
         assert_eq!(e.begin_seq, 100);
         let seqs: Vec<u32> = e.messages.iter().map(|(s, _)| *s).collect();
@@ -473,16 +374,10 @@ mod tests {
     fn invalid_input_fails_before_the_kernel_sees_it() {
         let mut b = Batch::new();
         b.add_table(&Table::new(Family::Inet, "x".repeat(300)));
-        assert!(matches!(
-            b.encode(1),
-            Err(Error::InvalidName { what: "table", .. })
-        ));
+        assert!(matches!(b.encode(1), Err(Error::InvalidName { what: "table", .. })));
         let mut b = Batch::new();
         b.add_chain(&Chain::new(&t(), "a\0b"));
-        assert!(matches!(
-            b.encode(1),
-            Err(Error::InvalidName { what: "chain", .. })
-        ));
+        assert!(matches!(b.encode(1), Err(Error::InvalidName { what: "chain", .. })));
         let mut b = Batch::new();
         b.add_elements(&svc_map(), &[Elem::key(Key::new().port(1))]);
         assert!(matches!(b.encode(1), Err(Error::InvalidElement { .. })));

@@ -39,11 +39,7 @@ impl std::fmt::Display for MessageError {
 pub enum Error {
     /// A name the kernel would refuse: empty, too long, or with a NUL byte.
     #[error("invalid {what} name {name:?}: {reason}")]
-    InvalidName {
-        what: &'static str,
-        name: String,
-        reason: &'static str,
-    },
+    InvalidName { what: &'static str, name: String, reason: &'static str },
     /// A set element whose key or data does not fit the set's declared lengths.
     #[error("set {set}: {reason}")]
     InvalidElement { set: String, reason: String },
@@ -60,10 +56,7 @@ pub enum Error {
     DumpFailed { what: &'static str, errno: i32 },
     /// The socket failed (open, sendmsg, recv).
     #[error("netlink socket: {context}: {source}")]
-    Io {
-        context: &'static str,
-        source: io::Error,
-    },
+    Io { context: &'static str, source: io::Error },
     /// A reply the crate could not parse.
     #[error("malformed netlink reply: {0}")]
     Decode(String),

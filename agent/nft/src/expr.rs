@@ -242,63 +242,33 @@ impl Expr {
     pub fn to_attr(&self) -> Attr {
         Attr::nested(
             NFTA_LIST_ELEM,
-            vec![
-                Attr::string(NFTA_EXPR_NAME, self.name()),
-                Attr::nested(NFTA_EXPR_DATA, self.data_attrs()),
-            ],
+            vec![Attr::string(NFTA_EXPR_NAME, self.name()), Attr::nested(NFTA_EXPR_DATA, self.data_attrs())],
         )
     }
 
     fn data_attrs(&self) -> Vec<Attr> {
-        let value = |kind, bytes: &[u8]| {
-            Attr::nested(kind, vec![Attr::bytes(NFTA_DATA_VALUE, bytes.to_vec())])
-        };
+        let value = |kind, bytes: &[u8]| Attr::nested(kind, vec![Attr::bytes(NFTA_DATA_VALUE, bytes.to_vec())]);
         match self {
-            Expr::Payload {
-                dreg,
-                base,
-                offset,
-                len,
-            } => vec![
+            Expr::Payload { dreg, base, offset, len } => vec![
                 Attr::be32(NFTA_PAYLOAD_DREG, dreg.0),
                 Attr::be32(NFTA_PAYLOAD_BASE, *base as u32),
                 Attr::be32(NFTA_PAYLOAD_OFFSET, *offset),
                 Attr::be32(NFTA_PAYLOAD_LEN, *len),
             ],
             Expr::Meta { key, dreg } => {
-                vec![
-                    Attr::be32(NFTA_META_KEY, *key as u32),
-                    Attr::be32(NFTA_META_DREG, dreg.0),
-                ]
+                vec![Attr::be32(NFTA_META_KEY, *key as u32), Attr::be32(NFTA_META_DREG, dreg.0)]
             }
             Expr::MetaSet { key, sreg } => {
-                vec![
-                    Attr::be32(NFTA_META_KEY, *key as u32),
-                    Attr::be32(NFTA_META_SREG, sreg.0),
-                ]
+                vec![Attr::be32(NFTA_META_KEY, *key as u32), Attr::be32(NFTA_META_SREG, sreg.0)]
             }
             Expr::Ct { key, dreg } => {
-                vec![
-                    Attr::be32(NFTA_CT_KEY, *key as u32),
-                    Attr::be32(NFTA_CT_DREG, dreg.0),
-                ]
+                vec![Attr::be32(NFTA_CT_KEY, *key as u32), Attr::be32(NFTA_CT_DREG, dreg.0)]
             }
-            Expr::Cmp { sreg, op, data } => vec![
-                Attr::be32(NFTA_CMP_SREG, sreg.0),
-                Attr::be32(NFTA_CMP_OP, *op as u32),
-                value(NFTA_CMP_DATA, data),
-            ],
-            Expr::Bitwise {
-                sreg,
-                dreg,
-                mask,
-                xor,
-                explicit_op,
-            } => {
-                let mut v = vec![
-                    Attr::be32(NFTA_BITWISE_SREG, sreg.0),
-                    Attr::be32(NFTA_BITWISE_DREG, dreg.0),
-                ];
+            Expr::Cmp { sreg, op, data } => {
+                vec![Attr::be32(NFTA_CMP_SREG, sreg.0), Attr::be32(NFTA_CMP_OP, *op as u32), value(NFTA_CMP_DATA, data)]
+            }
+            Expr::Bitwise { sreg, dreg, mask, xor, explicit_op } => {
+                let mut v = vec![Attr::be32(NFTA_BITWISE_SREG, sreg.0), Attr::be32(NFTA_BITWISE_DREG, dreg.0)];
                 if *explicit_op {
                     v.push(Attr::be32(NFTA_BITWISE_OP, 0));
                 }
@@ -308,21 +278,13 @@ impl Expr {
                 v
             }
             Expr::Immediate { dreg, data } => {
-                vec![
-                    Attr::be32(NFTA_IMMEDIATE_DREG, dreg.0),
-                    value(NFTA_IMMEDIATE_DATA, data),
-                ]
+                vec![Attr::be32(NFTA_IMMEDIATE_DREG, dreg.0), value(NFTA_IMMEDIATE_DATA, data)]
             }
             Expr::Verdict(v) => vec![
                 Attr::be32(NFTA_IMMEDIATE_DREG, Reg::VERDICT.0),
                 Attr::nested(NFTA_IMMEDIATE_DATA, vec![v.data_attr()]),
             ],
-            Expr::Lookup {
-                set,
-                sreg,
-                dreg,
-                invert,
-            } => {
+            Expr::Lookup { set, sreg, dreg, invert } => {
                 let mut v = vec![Attr::be32(NFTA_LOOKUP_SREG, sreg.0)];
                 if let Some(d) = dreg {
                     v.push(Attr::be32(NFTA_LOOKUP_DREG, d.0));
@@ -336,16 +298,8 @@ impl Expr {
                 }
                 v
             }
-            Expr::Dynset {
-                set,
-                op,
-                sreg_key,
-                timeout_ms,
-            } => {
-                let mut v = vec![
-                    Attr::be32(NFTA_DYNSET_SREG_KEY, sreg_key.0),
-                    Attr::be32(NFTA_DYNSET_OP, *op as u32),
-                ];
+            Expr::Dynset { set, op, sreg_key, timeout_ms } => {
+                let mut v = vec![Attr::be32(NFTA_DYNSET_SREG_KEY, sreg_key.0), Attr::be32(NFTA_DYNSET_OP, *op as u32)];
                 if let Some(t) = timeout_ms {
                     v.push(Attr::be64(NFTA_DYNSET_TIMEOUT, *t));
                 }
@@ -355,28 +309,15 @@ impl Expr {
                 }
                 v
             }
-            Expr::Numgen {
-                dreg,
-                modulus,
-                random,
-                offset,
-            } => vec![
+            Expr::Numgen { dreg, modulus, random, offset } => vec![
                 Attr::be32(NFTA_NG_DREG, dreg.0),
                 Attr::be32(NFTA_NG_MODULUS, *modulus),
                 Attr::be32(NFTA_NG_TYPE, u32::from(*random)),
                 Attr::be32(NFTA_NG_OFFSET, *offset),
             ],
-            Expr::Nat {
-                kind,
-                family,
-                addr,
-                proto,
-                flags,
-            } => {
-                let mut v = vec![
-                    Attr::be32(NFTA_NAT_TYPE, *kind as u32),
-                    Attr::be32(NFTA_NAT_FAMILY, u32::from(*family)),
-                ];
+            Expr::Nat { kind, family, addr, proto, flags } => {
+                let mut v =
+                    vec![Attr::be32(NFTA_NAT_TYPE, *kind as u32), Attr::be32(NFTA_NAT_FAMILY, u32::from(*family))];
                 if let Some(r) = addr {
                     v.push(Attr::be32(NFTA_NAT_REG_ADDR_MIN, r.0));
                 }
@@ -401,10 +342,7 @@ impl Expr {
                     Reject::TcpRst => (1, 0),
                     Reject::Icmpx(c) => (2, *c),
                 };
-                vec![
-                    Attr::be32(NFTA_REJECT_TYPE, kind),
-                    Attr::u8(NFTA_REJECT_ICMP_CODE, code),
-                ]
+                vec![Attr::be32(NFTA_REJECT_TYPE, kind), Attr::u8(NFTA_REJECT_ICMP_CODE, code)]
             }
             Expr::Counter => vec![],
         }
@@ -438,14 +376,8 @@ mod tests {
             (Verdict::Accept, "0c0002800800010000000001"),
             (Verdict::Drop, "0c0002800800010000000000"),
             (Verdict::Return, "0c00028008000100fffffffb"),
-            (
-                Verdict::Goto("ep-a".into()),
-                "1800028008000100fffffffc0900020065702d6100000000",
-            ),
-            (
-                Verdict::Jump("ep-a".into()),
-                "1800028008000100fffffffd0900020065702d6100000000",
-            ),
+            (Verdict::Goto("ep-a".into()), "1800028008000100fffffffc0900020065702d6100000000"),
+            (Verdict::Jump("ep-a".into()), "1800028008000100fffffffd0900020065702d6100000000"),
         ];
         for (v, want) in cases {
             let mut out = Vec::new();
@@ -458,29 +390,16 @@ mod tests {
 
     #[test]
     fn optional_attributes_are_left_out() {
-        let plain = Expr::Lookup {
-            set: SetRef {
-                name: "s".into(),
-                id: None,
-            },
-            sreg: Reg::R1,
-            dreg: None,
-            invert: false,
-        };
+        let plain =
+            Expr::Lookup { set: SetRef { name: "s".into(), id: None }, sreg: Reg::R1, dreg: None, invert: false };
         let full = Expr::Lookup {
-            set: SetRef {
-                name: "s".into(),
-                id: Some(3),
-            },
+            set: SetRef { name: "s".into(), id: Some(3) },
             sreg: Reg::R1,
             dreg: Some(Reg::VERDICT),
             invert: true,
         };
         // dreg (8) + set id (8) + flags (8) bytes more.
         assert_eq!(enc(&full).len() - enc(&plain).len(), 2 * 24);
-        assert_eq!(
-            enc(&Expr::Masquerade { flags: 0 }).len() + 16,
-            enc(&Expr::Masquerade { flags: 0x10 }).len()
-        );
+        assert_eq!(enc(&Expr::Masquerade { flags: 0 }).len() + 16, enc(&Expr::Masquerade { flags: 0x10 }).len());
     }
 }

@@ -48,9 +48,7 @@ mod table;
 
 pub use batch::{Batch, Encoded, MAX_ELEMS_PER_MESSAGE};
 pub use error::{Error, MessageError};
-pub use expr::{
-    CmpOp, CtKey, DynsetOp, Expr, MetaKey, NatType, PayloadBase, Reg, Reject, SetRef, Verdict,
-};
+pub use expr::{CmpOp, CtKey, DynsetOp, Expr, MetaKey, NatType, PayloadBase, Reg, Reject, SetRef, Verdict};
 pub use list::{ChainInfo, ElemInfo, RuleInfo, SetInfo, TableInfo};
 pub use message::Message;
 pub use rule::{ct_state, proto, Rule};

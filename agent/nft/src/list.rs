@@ -103,9 +103,7 @@ pub(crate) fn chain(_family: u8, payload: &[u8]) -> Result<ChainInfo, Error> {
         name: need_str(&a, NFTA_CHAIN_NAME, "chain")?,
         handle: be64(&a, NFTA_CHAIN_HANDLE),
         hook,
-        kind: find(&a, NFTA_CHAIN_TYPE)
-            .and_then(|t| t.as_str())
-            .map(str::to_owned),
+        kind: find(&a, NFTA_CHAIN_TYPE).and_then(|t| t.as_str()).map(str::to_owned),
         policy: be32(&a, NFTA_CHAIN_POLICY),
         use_count: be32(&a, NFTA_CHAIN_USE).unwrap_or(0),
     })
@@ -142,8 +140,7 @@ pub(crate) fn set(_family: u8, payload: &[u8]) -> Result<SetInfo, Error> {
 }
 
 fn verdict(v: &[RawAttr<'_>]) -> Result<Verdict, Error> {
-    let code = be32(v, NFTA_VERDICT_CODE)
-        .ok_or_else(|| Error::Decode("verdict without code".into()))? as i32;
+    let code = be32(v, NFTA_VERDICT_CODE).ok_or_else(|| Error::Decode("verdict without code".into()))? as i32;
     let chain = || need_str(v, NFTA_VERDICT_CHAIN, "jump verdict");
     Ok(match code {
         NF_ACCEPT => Verdict::Accept,
@@ -165,9 +162,7 @@ pub(crate) fn elements(payload: &[u8]) -> Result<Vec<ElemInfo>, Error> {
     for e in list.nested()? {
         let e = e.nested()?;
         let key = match find(&e, NFTA_SET_ELEM_KEY) {
-            Some(k) => find(&k.nested()?, NFTA_DATA_VALUE)
-                .map(|v| v.value.to_vec())
-                .unwrap_or_default(),
+            Some(k) => find(&k.nested()?, NFTA_DATA_VALUE).map(|v| v.value.to_vec()).unwrap_or_default(),
             None => Vec::new(),
         };
         let (mut v, mut value) = (None, None);
@@ -178,11 +173,7 @@ pub(crate) fn elements(payload: &[u8]) -> Result<Vec<ElemInfo>, Error> {
             }
             value = find(&d, NFTA_DATA_VALUE).map(|x| x.value.to_vec());
         }
-        out.push(ElemInfo {
-            key,
-            verdict: v,
-            value,
-        });
+        out.push(ElemInfo { key, verdict: v, value });
     }
     Ok(out)
 }
@@ -206,16 +197,10 @@ mod tests {
     fn decodes_chains_rules_sets_and_elements() {
         let t = Table::new(Family::Inet, "edge-proxy");
         let base = Chain::base(&t, "nat-prerouting", ChainType::Nat, Hook::Prerouting, -100);
-        let set = NftSet::verdict_map(
-            &t,
-            "service-ips",
-            &[KeyType::Ipv4Addr, KeyType::InetProto, KeyType::InetService],
-        );
+        let set =
+            NftSet::verdict_map(&t, "service-ips", &[KeyType::Ipv4Addr, KeyType::InetProto, KeyType::InetService]);
         let elem = Elem::verdict(
-            Key::new()
-                .addr(Ipv4Addr::new(10, 43, 0, 1).into())
-                .proto(6)
-                .port(443),
+            Key::new().addr(Ipv4Addr::new(10, 43, 0, 1).into()).proto(6).port(443),
             Verdict::Goto("svc-a".into()),
         );
         let mut b = Batch::new();
@@ -232,18 +217,11 @@ mod tests {
         let r = rule(1, &payload(&b, 1)).unwrap();
         assert_eq!(r.exprs, vec!["counter", "immediate"]);
         let s = super::set(1, &payload(&b, 2)).unwrap();
-        assert_eq!(
-            (s.key_len, s.key_type, s.flags, s.data_type),
-            (12, 0x730d, NFT_SET_MAP, Some(NFT_DATA_VERDICT))
-        );
+        assert_eq!((s.key_len, s.key_type, s.flags, s.data_type), (12, 0x730d, NFT_SET_MAP, Some(NFT_DATA_VERDICT)));
         let e = elements(&payload(&b, 3)).unwrap();
         assert_eq!(
             e,
-            vec![ElemInfo {
-                key: elem.key.clone(),
-                verdict: Some(Verdict::Goto("svc-a".into())),
-                value: None
-            }]
+            vec![ElemInfo { key: elem.key.clone(), verdict: Some(Verdict::Goto("svc-a".into())), value: None }]
         );
     }
 

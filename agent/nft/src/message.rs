@@ -28,23 +28,12 @@ pub struct Message {
 impl Message {
     /// An nf_tables message of type `NFT_MSG_*`.
     pub fn nft(kind: u8, family: u8, flags: u16, attrs: Vec<Attr>, what: String) -> Self {
-        Message {
-            msg_type: (NFNL_SUBSYS_NFTABLES << 8) | u16::from(kind),
-            flags,
-            family,
-            res_id: 0,
-            attrs,
-            what,
-        }
+        Message { msg_type: (NFNL_SUBSYS_NFTABLES << 8) | u16::from(kind), flags, family, res_id: 0, attrs, what }
     }
 
     /// `NFNL_MSG_BATCH_BEGIN` or `_END` addressed to the nf_tables subsystem.
     pub fn batch_delimiter(kind: u16) -> Self {
-        let what = if kind == NFNL_MSG_BATCH_BEGIN {
-            "BATCH_BEGIN"
-        } else {
-            "BATCH_END"
-        };
+        let what = if kind == NFNL_MSG_BATCH_BEGIN { "BATCH_BEGIN" } else { "BATCH_END" };
         Message {
             msg_type: kind,
             flags: 0,
@@ -130,26 +119,14 @@ mod tests {
 
     #[test]
     fn header_carries_length_type_flags_and_seq() {
-        let m = Message::nft(
-            NFT_MSG_NEWTABLE,
-            1,
-            NLM_F_CREATE,
-            vec![Attr::string(1, "t")],
-            "x".into(),
-        );
+        let m = Message::nft(NFT_MSG_NEWTABLE, 1, NLM_F_CREATE, vec![Attr::string(1, "t")], "x".into());
         let mut out = Vec::new();
         m.emit(0x01020304, NLM_F_ACK, &mut out);
         assert_eq!(out.len(), 16 + 4 + 8);
         assert_eq!(u32::from_ne_bytes(out[0..4].try_into().unwrap()), 28);
         assert_eq!(u16::from_ne_bytes(out[4..6].try_into().unwrap()), 0x0a00);
-        assert_eq!(
-            u16::from_ne_bytes(out[6..8].try_into().unwrap()),
-            NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK
-        );
-        assert_eq!(
-            u32::from_ne_bytes(out[8..12].try_into().unwrap()),
-            0x01020304
-        );
+        assert_eq!(u16::from_ne_bytes(out[6..8].try_into().unwrap()), NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK);
+        assert_eq!(u32::from_ne_bytes(out[8..12].try_into().unwrap()), 0x01020304);
         assert_eq!(&out[16..20], &[1, 0, 0, 0]);
         assert_eq!(out[20..].to_vec(), m.payload_bytes()[4..].to_vec());
     }

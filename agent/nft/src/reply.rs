@@ -25,10 +25,7 @@ pub fn split(buf: &[u8]) -> Result<Vec<Reply<'_>>, Error> {
         let h = &buf[at..];
         let len = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]) as usize;
         if len < NLMSGHDR_LEN || at + len > buf.len() {
-            return Err(Error::Decode(format!(
-                "netlink message length {len} at offset {at} of {}",
-                buf.len()
-            )));
+            return Err(Error::Decode(format!("netlink message length {len} at offset {at} of {}", buf.len())));
         }
         out.push(Reply {
             msg_type: u16::from_ne_bytes([h[4], h[5]]),
@@ -64,24 +61,13 @@ pub fn parse_ack(r: &Reply<'_>) -> Result<Ack, Error> {
     let orig = &p[4..];
     let orig_len = u32::from_ne_bytes([orig[0], orig[1], orig[2], orig[3]]) as usize;
     let seq = u32::from_ne_bytes([orig[8], orig[9], orig[10], orig[11]]);
-    let mut ack = Ack {
-        errno: code.saturating_neg(),
-        seq,
-        message: None,
-        bad_attr_offset: None,
-    };
+    let mut ack = Ack { errno: code.saturating_neg(), seq, message: None, bad_attr_offset: None };
     if r.flags & NLM_F_ACK_TLVS != 0 {
         // The request is echoed whole unless the kernel capped it to its header.
-        let echoed = if r.flags & NLM_F_CAPPED != 0 {
-            NLMSGHDR_LEN
-        } else {
-            orig_len
-        };
+        let echoed = if r.flags & NLM_F_CAPPED != 0 { NLMSGHDR_LEN } else { orig_len };
         let tlvs = orig.get(echoed.div_ceil(4) * 4..).unwrap_or(&[]);
         let attrs = parse_attrs(tlvs)?;
-        ack.message = find(&attrs, NLMSGERR_ATTR_MSG)
-            .and_then(|a| a.as_str())
-            .map(str::to_owned);
+        ack.message = find(&attrs, NLMSGERR_ATTR_MSG).and_then(|a| a.as_str()).map(str::to_owned);
         ack.bad_attr_offset = find(&attrs, NLMSGERR_ATTR_OFFS)
             .and_then(|a| a.value.get(..4))
             .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
@@ -120,27 +106,13 @@ mod tests {
         // "No such file or directory" for seq 42, with an ext-ack message and offset.
         let mut tlvs = Vec::new();
         crate::attr::Attr::string(NLMSGERR_ATTR_MSG, "chain not found").emit_into(&mut tlvs);
-        crate::attr::Attr::bytes(NLMSGERR_ATTR_OFFS, 36u32.to_ne_bytes().to_vec())
-            .emit_into(&mut tlvs);
-        let mut buf = nlmsg(
-            NLMSG_ERROR,
-            NLM_F_CAPPED | NLM_F_ACK_TLVS,
-            42,
-            &nlmsgerr(-2, 42, &tlvs),
-        );
+        crate::attr::Attr::bytes(NLMSGERR_ATTR_OFFS, 36u32.to_ne_bytes().to_vec()).emit_into(&mut tlvs);
+        let mut buf = nlmsg(NLMSG_ERROR, NLM_F_CAPPED | NLM_F_ACK_TLVS, 42, &nlmsgerr(-2, 42, &tlvs));
         buf.extend(nlmsg(NLMSG_ERROR, NLM_F_CAPPED, 43, &nlmsgerr(0, 43, &[])));
         let replies = split(&buf).unwrap();
         assert_eq!(replies.len(), 2);
         let err = parse_ack(&replies[0]).unwrap();
-        assert_eq!(
-            err,
-            Ack {
-                errno: 2,
-                seq: 42,
-                message: Some("chain not found".into()),
-                bad_attr_offset: Some(36)
-            }
-        );
+        assert_eq!(err, Ack { errno: 2, seq: 42, message: Some("chain not found".into()), bad_attr_offset: Some(36) });
         let ok = parse_ack(&replies[1]).unwrap();
         assert_eq!((ok.errno, ok.seq, ok.message), (0, 43, None));
     }

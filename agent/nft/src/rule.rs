@@ -5,9 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::attr::Attr;
-use crate::expr::{
-    CmpOp, CtKey, DynsetOp, Expr, MetaKey, NatType, PayloadBase, Reg, Reject, SetRef, Verdict,
-};
+use crate::expr::{CmpOp, CtKey, DynsetOp, Expr, MetaKey, NatType, PayloadBase, Reg, Reject, SetRef, Verdict};
 use crate::sys::*;
 use crate::table::{Chain, Family, Table};
 
@@ -62,11 +60,7 @@ fn addr_field(v6: bool, source: bool) -> (u32, u32) {
 impl Rule {
     /// An empty rule for `chain`.
     pub fn new(chain: &Chain) -> Self {
-        Rule {
-            table: chain.table.clone(),
-            chain: chain.name.clone(),
-            exprs: Vec::new(),
-        }
+        Rule { table: chain.table.clone(), chain: chain.name.clone(), exprs: Vec::new() }
     }
 
     /// Appends a raw expression.
@@ -83,44 +77,22 @@ impl Rule {
     /// header access with `meta nfproto`; doing the same keeps rules readable by nft and
     /// stops an IPv4 offset from being applied to an IPv6 header.
     fn guard_nfproto(&mut self, v6: bool) {
-        if matches!(
-            self.table.family,
-            Family::Inet | Family::Bridge | Family::Netdev
-        ) {
+        if matches!(self.table.family, Family::Inet | Family::Bridge | Family::Netdev) {
             let p = if v6 { Family::Ip6 } else { Family::Ip } as u8;
-            self.push(Expr::Meta {
-                key: MetaKey::NfProto,
-                dreg: Reg::R1,
-            });
-            self.push(Expr::Cmp {
-                sreg: Reg::R1,
-                op: CmpOp::Eq,
-                data: vec![p],
-            });
+            self.push(Expr::Meta { key: MetaKey::NfProto, dreg: Reg::R1 });
+            self.push(Expr::Cmp { sreg: Reg::R1, op: CmpOp::Eq, data: vec![p] });
         }
     }
 
     fn load_addr(&mut self, v6: bool, source: bool, dreg: Reg) {
         let (offset, len) = addr_field(v6, source);
-        self.push(Expr::Payload {
-            dreg,
-            base: PayloadBase::Network,
-            offset,
-            len,
-        });
+        self.push(Expr::Payload { dreg, base: PayloadBase::Network, offset, len });
     }
 
     /// `meta nfproto ipv4|ipv6`.
     pub fn match_nfproto(mut self, family: Family) -> Self {
-        self.push(Expr::Meta {
-            key: MetaKey::NfProto,
-            dreg: Reg::R1,
-        });
-        self.push(Expr::Cmp {
-            sreg: Reg::R1,
-            op: CmpOp::Eq,
-            data: vec![family as u8],
-        });
+        self.push(Expr::Meta { key: MetaKey::NfProto, dreg: Reg::R1 });
+        self.push(Expr::Cmp { sreg: Reg::R1, op: CmpOp::Eq, data: vec![family as u8] });
         self
     }
 
@@ -138,50 +110,27 @@ impl Rule {
         let v6 = ip.is_ipv6();
         self.guard_nfproto(v6);
         self.load_addr(v6, source, Reg::R1);
-        self.push(Expr::Cmp {
-            sreg: Reg::R1,
-            op: CmpOp::Eq,
-            data: addr_bytes(&ip),
-        });
+        self.push(Expr::Cmp { sreg: Reg::R1, op: CmpOp::Eq, data: addr_bytes(&ip) });
         self
     }
 
     /// `meta l4proto P`.
     pub fn match_l4proto(mut self, proto: u8) -> Self {
-        self.push(Expr::Meta {
-            key: MetaKey::L4Proto,
-            dreg: Reg::R1,
-        });
-        self.push(Expr::Cmp {
-            sreg: Reg::R1,
-            op: CmpOp::Eq,
-            data: vec![proto],
-        });
+        self.push(Expr::Meta { key: MetaKey::L4Proto, dreg: Reg::R1 });
+        self.push(Expr::Cmp { sreg: Reg::R1, op: CmpOp::Eq, data: vec![proto] });
         self
     }
 
     /// `th dport P` (any transport protocol with ports at the usual offset).
     pub fn match_dport(mut self, port: u16) -> Self {
-        self.push(Expr::Payload {
-            dreg: Reg::R1,
-            base: PayloadBase::Transport,
-            offset: 2,
-            len: 2,
-        });
-        self.push(Expr::Cmp {
-            sreg: Reg::R1,
-            op: CmpOp::Eq,
-            data: port.to_be_bytes().to_vec(),
-        });
+        self.push(Expr::Payload { dreg: Reg::R1, base: PayloadBase::Transport, offset: 2, len: 2 });
+        self.push(Expr::Cmp { sreg: Reg::R1, op: CmpOp::Eq, data: port.to_be_bytes().to_vec() });
         self
     }
 
     /// `ct state S` for any of the given `ct_state` bits.
     pub fn match_ct_state(mut self, bits: u32) -> Self {
-        self.push(Expr::Ct {
-            key: CtKey::State,
-            dreg: Reg::R1,
-        });
+        self.push(Expr::Ct { key: CtKey::State, dreg: Reg::R1 });
         self.push(Expr::Bitwise {
             sreg: Reg::R1,
             dreg: Reg::R1,
@@ -189,20 +138,13 @@ impl Rule {
             xor: vec![0; 4],
             explicit_op: false,
         });
-        self.push(Expr::Cmp {
-            sreg: Reg::R1,
-            op: CmpOp::Neq,
-            data: vec![0; 4],
-        });
+        self.push(Expr::Cmp { sreg: Reg::R1, op: CmpOp::Neq, data: vec![0; 4] });
         self
     }
 
     /// `meta mark & MASK == VALUE` (or `!=` when `equal` is false).
     pub fn match_mark(mut self, mask: u32, value: u32, equal: bool) -> Self {
-        self.push(Expr::Meta {
-            key: MetaKey::Mark,
-            dreg: Reg::R1,
-        });
+        self.push(Expr::Meta { key: MetaKey::Mark, dreg: Reg::R1 });
         self.push(Expr::Bitwise {
             sreg: Reg::R1,
             dreg: Reg::R1,
@@ -211,19 +153,12 @@ impl Rule {
             explicit_op: true,
         });
         let op = if equal { CmpOp::Eq } else { CmpOp::Neq };
-        self.push(Expr::Cmp {
-            sreg: Reg::R1,
-            op,
-            data: value.to_ne_bytes().to_vec(),
-        });
+        self.push(Expr::Cmp { sreg: Reg::R1, op, data: value.to_ne_bytes().to_vec() });
         self
     }
 
     fn mark_arith(mut self, mask: u32, xor: u32) -> Self {
-        self.push(Expr::Meta {
-            key: MetaKey::Mark,
-            dreg: Reg::R1,
-        });
+        self.push(Expr::Meta { key: MetaKey::Mark, dreg: Reg::R1 });
         self.push(Expr::Bitwise {
             sreg: Reg::R1,
             dreg: Reg::R1,
@@ -231,10 +166,7 @@ impl Rule {
             xor: xor.to_ne_bytes().to_vec(),
             explicit_op: true,
         });
-        self.push(Expr::MetaSet {
-            key: MetaKey::Mark,
-            sreg: Reg::R1,
-        });
+        self.push(Expr::MetaSet { key: MetaKey::Mark, sreg: Reg::R1 });
         self
     }
 
@@ -252,12 +184,7 @@ impl Rule {
     pub fn match_saddr_in(mut self, set: &SetRef, v6: bool) -> Self {
         self.guard_nfproto(v6);
         self.load_addr(v6, true, Reg::R1);
-        self.push(Expr::Lookup {
-            set: set.clone(),
-            sreg: Reg::R1,
-            dreg: None,
-            invert: false,
-        });
+        self.push(Expr::Lookup { set: set.clone(), sreg: Reg::R1, dreg: None, invert: false });
         self
     }
 
@@ -266,12 +193,7 @@ impl Rule {
     pub fn update_saddr_in(mut self, set: &SetRef, v6: bool) -> Self {
         self.guard_nfproto(v6);
         self.load_addr(v6, true, Reg::R1);
-        self.push(Expr::Dynset {
-            set: set.clone(),
-            op: DynsetOp::Update,
-            sreg_key: Reg::R1,
-            timeout_ms: None,
-        });
+        self.push(Expr::Dynset { set: set.clone(), op: DynsetOp::Update, sreg_key: Reg::R1, timeout_ms: None });
         self
     }
 
@@ -281,40 +203,22 @@ impl Rule {
         self.guard_nfproto(v6);
         let (_, addr_len) = addr_field(v6, false);
         self.load_addr(v6, false, Reg::concat_field(0));
-        self.push(Expr::Meta {
-            key: MetaKey::L4Proto,
-            dreg: Reg::concat_field(addr_len),
-        });
+        self.push(Expr::Meta { key: MetaKey::L4Proto, dreg: Reg::concat_field(addr_len) });
         self.push(Expr::Payload {
             dreg: Reg::concat_field(addr_len + 4),
             base: PayloadBase::Transport,
             offset: 2,
             len: 2,
         });
-        self.push(Expr::Lookup {
-            set: map.clone(),
-            sreg: Reg::R1,
-            dreg: Some(Reg::VERDICT),
-            invert: false,
-        });
+        self.push(Expr::Lookup { set: map.clone(), sreg: Reg::R1, dreg: Some(Reg::VERDICT), invert: false });
         self
     }
 
     /// `numgen random mod N vmap @map`: picks one of N verdicts uniformly; the map's keys are
     /// host-order integers 0..N.
     pub fn numgen_vmap(mut self, modulus: u32, map: &SetRef) -> Self {
-        self.push(Expr::Numgen {
-            dreg: Reg::R1,
-            modulus,
-            random: true,
-            offset: 0,
-        });
-        self.push(Expr::Lookup {
-            set: map.clone(),
-            sreg: Reg::R1,
-            dreg: Some(Reg::VERDICT),
-            invert: false,
-        });
+        self.push(Expr::Numgen { dreg: Reg::R1, modulus, random: true, offset: 0 });
+        self.push(Expr::Lookup { set: map.clone(), sreg: Reg::R1, dreg: Some(Reg::VERDICT), invert: false });
         self
     }
 
@@ -328,14 +232,8 @@ impl Rule {
     /// must match `meta l4proto` first.
     pub fn dnat(mut self, to: SocketAddr) -> Self {
         let ip = to.ip();
-        self.push(Expr::Immediate {
-            dreg: Reg::R1,
-            data: addr_bytes(&ip),
-        });
-        self.push(Expr::Immediate {
-            dreg: Reg::R2,
-            data: to.port().to_be_bytes().to_vec(),
-        });
+        self.push(Expr::Immediate { dreg: Reg::R1, data: addr_bytes(&ip) });
+        self.push(Expr::Immediate { dreg: Reg::R2, data: to.port().to_be_bytes().to_vec() });
         self.push(Expr::Nat {
             kind: NatType::Dnat,
             family: nfproto_of(&ip),
@@ -348,11 +246,7 @@ impl Rule {
 
     /// `masquerade`, with `fully-random` port allocation when asked.
     pub fn masquerade(mut self, fully_random: bool) -> Self {
-        let flags = if fully_random {
-            NF_NAT_RANGE_PROTO_RANDOM_FULLY
-        } else {
-            0
-        };
+        let flags = if fully_random { NF_NAT_RANGE_PROTO_RANDOM_FULLY } else { 0 };
         self.push(Expr::Masquerade { flags });
         self
     }
@@ -400,10 +294,7 @@ impl Rule {
         vec![
             Attr::string(NFTA_RULE_TABLE, &self.table.name),
             Attr::string(NFTA_RULE_CHAIN, &self.chain),
-            Attr::nested(
-                NFTA_RULE_EXPRESSIONS,
-                self.exprs.iter().map(Expr::to_attr).collect(),
-            ),
+            Attr::nested(NFTA_RULE_EXPRESSIONS, self.exprs.iter().map(Expr::to_attr).collect()),
         ]
     }
 }
@@ -427,40 +318,16 @@ mod tests {
             assert_eq!(r.exprs.len(), n, "{family:?}");
         }
         let r = Rule::new(&chain(Family::Inet)).match_saddr(Ipv6Addr::LOCALHOST.into());
-        assert_eq!(
-            r.exprs[1],
-            Expr::Cmp {
-                sreg: Reg::R1,
-                op: CmpOp::Eq,
-                data: vec![10]
-            }
-        );
-        assert_eq!(
-            r.exprs[2],
-            Expr::Payload {
-                dreg: Reg::R1,
-                base: PayloadBase::Network,
-                offset: 8,
-                len: 16
-            }
-        );
+        assert_eq!(r.exprs[1], Expr::Cmp { sreg: Reg::R1, op: CmpOp::Eq, data: vec![10] });
+        assert_eq!(r.exprs[2], Expr::Payload { dreg: Reg::R1, base: PayloadBase::Network, offset: 8, len: 16 });
     }
 
     #[test]
     fn ipv6_concatenation_moves_later_fields() {
-        let map = SetRef {
-            name: "m".into(),
-            id: None,
-        };
+        let map = SetRef { name: "m".into(), id: None };
         let r = Rule::new(&chain(Family::Ip6)).vmap_daddr_proto_dport(&map, true);
         // daddr fills NFT_REG_1 (16 bytes); l4proto lands in NFT_REG32_04 = 12, dport in 13.
-        assert_eq!(
-            r.exprs[1],
-            Expr::Meta {
-                key: MetaKey::L4Proto,
-                dreg: Reg(12)
-            }
-        );
+        assert_eq!(r.exprs[1], Expr::Meta { key: MetaKey::L4Proto, dreg: Reg(12) });
         assert!(matches!(r.exprs[2], Expr::Payload { dreg: Reg(13), .. }));
     }
 
@@ -475,9 +342,7 @@ mod tests {
     #[test]
     fn mark_or_keeps_other_bits() {
         let r = Rule::new(&chain(Family::Ip)).set_mark_or(0x4000);
-        let Expr::Bitwise { mask, xor, .. } = &r.exprs[1] else {
-            panic!("{:?}", r.exprs)
-        };
+        let Expr::Bitwise { mask, xor, .. } = &r.exprs[1] else { panic!("{:?}", r.exprs) };
         assert_eq!(u32::from_ne_bytes(mask[..].try_into().unwrap()), !0x4000);
         assert_eq!(u32::from_ne_bytes(xor[..].try_into().unwrap()), 0x4000);
     }

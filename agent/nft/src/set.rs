@@ -119,10 +119,7 @@ impl Set {
 
     /// A verdict map (`key : verdict`).
     pub fn verdict_map(table: &Table, name: impl Into<String>, key: &[KeyType]) -> Self {
-        Set {
-            data: Some(MapData::Verdict),
-            ..Set::new(table, name, key)
-        }
+        Set { data: Some(MapData::Verdict), ..Set::new(table, name, key) }
     }
 
     /// Elements expire after `timeout` unless refreshed (`flags timeout; timeout Ns`).
@@ -139,10 +136,7 @@ impl Set {
 
     /// A reference by name, for sets that already exist in the kernel.
     pub fn reference(&self) -> SetRef {
-        SetRef {
-            name: self.name.clone(),
-            id: None,
-        }
+        SetRef { name: self.name.clone(), id: None }
     }
 
     /// Key length in bytes, each field padded to a register.
@@ -154,9 +148,7 @@ impl Set {
     }
 
     fn key_type(&self) -> u32 {
-        self.key
-            .iter()
-            .fold(0, |acc, f| (acc << CONCAT_TYPE_BITS) | f.type_id())
+        self.key.iter().fold(0, |acc, f| (acc << CONCAT_TYPE_BITS) | f.type_id())
     }
 
     fn key_byteorder(&self) -> ByteOrder {
@@ -208,10 +200,7 @@ impl Set {
             v.push(Attr::be64(NFTA_SET_TIMEOUT, t.as_millis() as u64));
         }
         if let Some(size) = self.size {
-            v.push(Attr::nested(
-                NFTA_SET_DESC,
-                vec![Attr::be32(NFTA_SET_DESC_SIZE, size)],
-            ));
+            v.push(Attr::nested(NFTA_SET_DESC, vec![Attr::be32(NFTA_SET_DESC_SIZE, size)]));
         }
         v.push(Attr::bytes(NFTA_SET_USERDATA, self.userdata()));
         v
@@ -236,30 +225,19 @@ impl Set {
     }
 
     pub(crate) fn del_attrs(&self) -> Vec<Attr> {
-        vec![
-            Attr::string(NFTA_SET_TABLE, &self.table.name),
-            Attr::string(NFTA_SET_NAME, &self.name),
-        ]
+        vec![Attr::string(NFTA_SET_TABLE, &self.table.name), Attr::string(NFTA_SET_NAME, &self.name)]
     }
 
     /// Checks that an element fits this set before it reaches the kernel (which would only
     /// say EINVAL).
     pub(crate) fn check(&self, e: &Elem) -> Result<(), Error> {
-        let bad = |reason: String| Error::InvalidElement {
-            set: self.name.clone(),
-            reason,
-        };
+        let bad = |reason: String| Error::InvalidElement { set: self.name.clone(), reason };
         if e.key.len() as u32 != self.key_len() {
-            return Err(bad(format!(
-                "key is {} bytes, the set's key is {}",
-                e.key.len(),
-                self.key_len()
-            )));
+            return Err(bad(format!("key is {} bytes, the set's key is {}", e.key.len(), self.key_len())));
         }
         match (&self.data, &e.data) {
             (None, None) | (Some(MapData::Verdict), Some(ElemData::Verdict(_))) => {}
-            (Some(MapData::Value(t)), Some(ElemData::Value(v)))
-                if v.len() as u32 == t.byte_len() => {}
+            (Some(MapData::Value(t)), Some(ElemData::Value(v))) if v.len() as u32 == t.byte_len() => {}
             (None, Some(_)) => return Err(bad("a set element cannot carry data".into())),
             _ => return Err(bad("element data does not match the map's data type".into())),
         }
@@ -334,40 +312,26 @@ pub struct Elem {
 impl Elem {
     /// A set element.
     pub fn key(key: Key) -> Self {
-        Elem {
-            key: key.into_bytes(),
-            data: None,
-            timeout: None,
-        }
+        Elem { key: key.into_bytes(), data: None, timeout: None }
     }
 
     /// A verdict map element (`key : verdict`).
     pub fn verdict(key: Key, verdict: Verdict) -> Self {
-        Elem {
-            key: key.into_bytes(),
-            data: Some(ElemData::Verdict(verdict)),
-            timeout: None,
-        }
+        Elem { key: key.into_bytes(), data: Some(ElemData::Verdict(verdict)), timeout: None }
     }
 
     /// The `NFTA_LIST_ELEM`-style nest; libnftnl numbers elements 1, 2, … as the nest type.
     pub(crate) fn to_attr(&self, index: u16, with_data: bool) -> Attr {
-        let mut v = vec![Attr::nested(
-            NFTA_SET_ELEM_KEY,
-            vec![Attr::bytes(NFTA_DATA_VALUE, self.key.clone())],
-        )];
+        let mut v = vec![Attr::nested(NFTA_SET_ELEM_KEY, vec![Attr::bytes(NFTA_DATA_VALUE, self.key.clone())])];
         if let Some(t) = self.timeout {
             v.push(Attr::be64(NFTA_SET_ELEM_TIMEOUT, t.as_millis() as u64));
         }
         if with_data {
             match &self.data {
-                Some(ElemData::Verdict(vd)) => {
-                    v.push(Attr::nested(NFTA_SET_ELEM_DATA, vec![vd.data_attr()]))
+                Some(ElemData::Verdict(vd)) => v.push(Attr::nested(NFTA_SET_ELEM_DATA, vec![vd.data_attr()])),
+                Some(ElemData::Value(b)) => {
+                    v.push(Attr::nested(NFTA_SET_ELEM_DATA, vec![Attr::bytes(NFTA_DATA_VALUE, b.clone())]))
                 }
-                Some(ElemData::Value(b)) => v.push(Attr::nested(
-                    NFTA_SET_ELEM_DATA,
-                    vec![Attr::bytes(NFTA_DATA_VALUE, b.clone())],
-                )),
                 None => {}
             }
         }
@@ -376,25 +340,14 @@ impl Elem {
 }
 
 /// NEWSETELEM/DELSETELEM attributes for one chunk of elements.
-pub(crate) fn elem_list_attrs(
-    set: &Set,
-    set_id: Option<u32>,
-    elems: &[Elem],
-    with_data: bool,
-) -> Vec<Attr> {
-    let mut v = vec![
-        Attr::string(NFTA_SET_ELEM_LIST_TABLE, &set.table.name),
-        Attr::string(NFTA_SET_ELEM_LIST_SET, &set.name),
-    ];
+pub(crate) fn elem_list_attrs(set: &Set, set_id: Option<u32>, elems: &[Elem], with_data: bool) -> Vec<Attr> {
+    let mut v =
+        vec![Attr::string(NFTA_SET_ELEM_LIST_TABLE, &set.table.name), Attr::string(NFTA_SET_ELEM_LIST_SET, &set.name)];
     if let Some(id) = set_id {
         v.push(Attr::be32(NFTA_SET_ELEM_LIST_SET_ID, id));
     }
     if !elems.is_empty() {
-        let list = elems
-            .iter()
-            .enumerate()
-            .map(|(i, e)| e.to_attr((i + 1) as u16, with_data))
-            .collect();
+        let list = elems.iter().enumerate().map(|(i, e)| e.to_attr((i + 1) as u16, with_data)).collect();
         v.push(Attr::nested(NFTA_SET_ELEM_LIST_ELEMENTS, list));
     }
     v
@@ -413,24 +366,14 @@ mod tests {
 
     #[test]
     fn key_types_lengths_and_flags() {
-        let svc = Set::verdict_map(
-            &t(),
-            "service-ips",
-            &[KeyType::Ipv4Addr, KeyType::InetProto, KeyType::InetService],
-        );
+        let svc = Set::verdict_map(&t(), "service-ips", &[KeyType::Ipv4Addr, KeyType::InetProto, KeyType::InetService]);
         // DESIGN: the daddr . l4proto . dport key is padded to 12 bytes; nft's type 0x730d.
         assert_eq!(svc.key_len(), 12);
         assert_eq!(svc.key_type(), 0x730d);
         assert_eq!(svc.flags(), NFT_SET_MAP);
-        let aff = Set::new(&t(), "aff", &[KeyType::Ipv4Addr])
-            .with_timeout(Duration::from_secs(10800))
-            .dynamic();
+        let aff = Set::new(&t(), "aff", &[KeyType::Ipv4Addr]).with_timeout(Duration::from_secs(10800)).dynamic();
         assert_eq!((aff.key_len(), aff.key_type(), aff.flags()), (4, 7, 0x30));
-        let v6 = Set::new(
-            &t(),
-            "v6",
-            &[KeyType::Ipv6Addr, KeyType::InetProto, KeyType::InetService],
-        );
+        let v6 = Set::new(&t(), "v6", &[KeyType::Ipv6Addr, KeyType::InetProto, KeyType::InetService]);
         assert_eq!(v6.key_len(), 24);
         let proto = Set::new(&t(), "p", &[KeyType::InetService]);
         assert_eq!(proto.key_len(), 2);
@@ -438,48 +381,24 @@ mod tests {
 
     #[test]
     fn keys_are_laid_out_as_registers() {
-        let k = Key::new()
-            .addr(Ipv4Addr::new(10, 43, 0, 1).into())
-            .proto(6)
-            .port(443)
-            .into_bytes();
+        let k = Key::new().addr(Ipv4Addr::new(10, 43, 0, 1).into()).proto(6).port(443).into_bytes();
         assert_eq!(k, vec![10, 43, 0, 1, 6, 0, 0, 0, 0x01, 0xbb, 0, 0]);
         // numgen yields host-order integers (DESIGN facts), so map keys are host-order.
-        assert_eq!(
-            Key::new().host_u32(1).into_bytes(),
-            1u32.to_ne_bytes().to_vec()
-        );
+        assert_eq!(Key::new().host_u32(1).into_bytes(), 1u32.to_ne_bytes().to_vec());
     }
 
     #[test]
     fn elements_are_checked_against_the_set() {
-        let svc = Set::verdict_map(
-            &t(),
-            "s",
-            &[KeyType::Ipv4Addr, KeyType::InetProto, KeyType::InetService],
-        );
-        let good = Elem::verdict(
-            Key::new()
-                .addr(Ipv4Addr::LOCALHOST.into())
-                .proto(6)
-                .port(80),
-            Verdict::Goto("x".into()),
-        );
+        let svc = Set::verdict_map(&t(), "s", &[KeyType::Ipv4Addr, KeyType::InetProto, KeyType::InetService]);
+        let good =
+            Elem::verdict(Key::new().addr(Ipv4Addr::LOCALHOST.into()).proto(6).port(80), Verdict::Goto("x".into()));
         let short = Elem::verdict(Key::new().addr(Ipv4Addr::LOCALHOST.into()), Verdict::Accept);
-        let no_data = Elem::key(
-            Key::new()
-                .addr(Ipv4Addr::LOCALHOST.into())
-                .proto(6)
-                .port(80),
-        );
+        let no_data = Elem::key(Key::new().addr(Ipv4Addr::LOCALHOST.into()).proto(6).port(80));
         let mut timed = good.clone();
         timed.timeout = Some(Duration::from_secs(1));
         assert!(svc.check(&good).is_ok());
         for bad in [short, no_data, timed] {
-            assert!(
-                matches!(svc.check(&bad), Err(Error::InvalidElement { .. })),
-                "{bad:?}"
-            );
+            assert!(matches!(svc.check(&bad), Err(Error::InvalidElement { .. })), "{bad:?}");
         }
     }
 }

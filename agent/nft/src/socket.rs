@@ -49,38 +49,24 @@ impl NftSocket {
     /// Opens and binds the socket. Needs `CAP_NET_ADMIN` in the network namespace for
     /// changes; dumps work without.
     pub fn new() -> Result<Self, Error> {
-        let mut sock =
-            Socket::new(NETLINK_NETFILTER).map_err(Error::io("socket(NETLINK_NETFILTER)"))?;
+        let mut sock = Socket::new(NETLINK_NETFILTER).map_err(Error::io("socket(NETLINK_NETFILTER)"))?;
         sock.bind_auto().map_err(Error::io("bind"))?;
         // Extended acks name the bad attribute; capped acks keep errors small.
-        sock.set_ext_ack(true)
-            .map_err(Error::io("NETLINK_EXT_ACK"))?;
-        sock.set_cap_ack(true)
-            .map_err(Error::io("NETLINK_CAP_ACK"))?;
+        sock.set_ext_ack(true).map_err(Error::io("NETLINK_EXT_ACK"))?;
+        sock.set_cap_ack(true).map_err(Error::io("NETLINK_CAP_ACK"))?;
         if setsockopt(&sock, sockopt::RcvBufForce, &RCVBUF).is_err() {
             // Without CAP_NET_ADMIN the forced variant is refused; the capped one still helps.
-            setsockopt(&sock, sockopt::RcvBuf, &RCVBUF).map_err(|e| Error::Io {
-                context: "SO_RCVBUF",
-                source: io::Error::from(e),
-            })?;
+            setsockopt(&sock, sockopt::RcvBuf, &RCVBUF)
+                .map_err(|e| Error::Io { context: "SO_RCVBUF", source: io::Error::from(e) })?;
         }
         let tv = nix::sys::time::TimeVal::new(REPLY_TIMEOUT.as_secs() as i64, 0);
-        setsockopt(&sock, sockopt::ReceiveTimeout, &tv).map_err(|e| Error::Io {
-            context: "SO_RCVTIMEO",
-            source: io::Error::from(e),
-        })?;
+        setsockopt(&sock, sockopt::ReceiveTimeout, &tv)
+            .map_err(|e| Error::Io { context: "SO_RCVTIMEO", source: io::Error::from(e) })?;
         // Sequence numbers only need to differ from recent ones on this socket; starting from
         // the clock makes replies to an earlier process's socket unmistakable in traces.
-        let seq = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as u32)
-            .unwrap_or(1);
-        Ok(NftSocket {
-            sock,
-            seq,
-            sndbuf: 0,
-            buf: Vec::with_capacity(RECV_CHUNK),
-        })
+        let seq =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(1);
+        Ok(NftSocket { sock, seq, sndbuf: 0, buf: Vec::with_capacity(RECV_CHUNK) })
     }
 
     fn next_seqs(&mut self, n: usize) -> u32 {
@@ -96,10 +82,8 @@ impl NftSocket {
             return Ok(());
         }
         if setsockopt(&self.sock, sockopt::SndBufForce, &want).is_err() {
-            setsockopt(&self.sock, sockopt::SndBuf, &want).map_err(|e| Error::Io {
-                context: "SO_SNDBUF",
-                source: io::Error::from(e),
-            })?;
+            setsockopt(&self.sock, sockopt::SndBuf, &want)
+                .map_err(|e| Error::Io { context: "SO_SNDBUF", source: io::Error::from(e) })?;
         }
         self.sndbuf = want;
         Ok(())
@@ -124,25 +108,15 @@ impl NftSocket {
         let first = self.next_seqs(batch.len());
         let enc = batch.encode(first)?;
         self.ensure_sndbuf(enc.bytes.len())?;
-        let sent = self
-            .sock
-            .send(&enc.bytes, 0)
-            .map_err(Error::io("sendmsg of the batch"))?;
+        let sent = self.sock.send(&enc.bytes, 0).map_err(Error::io("sendmsg of the batch"))?;
         if sent != enc.bytes.len() {
-            return Err(Error::Decode(format!(
-                "short send: {sent} of {} bytes",
-                enc.bytes.len()
-            )));
+            return Err(Error::Decode(format!("short send: {sent} of {} bytes", enc.bytes.len())));
         }
         self.collect_verdict(&enc)
     }
 
     fn collect_verdict(&mut self, enc: &Encoded) -> Result<(), Error> {
-        let last_seq = enc
-            .messages
-            .last()
-            .map(|(s, _)| *s)
-            .unwrap_or(enc.begin_seq);
+        let last_seq = enc.messages.last().map(|(s, _)| *s).unwrap_or(enc.begin_seq);
         let mut errors: Vec<MessageError> = Vec::new();
         let mut commit_errno = None;
         let mut acked = false;
@@ -153,12 +127,7 @@ impl NftSocket {
             match self.recv(flags) {
                 Ok(_) => {}
                 Err(e) if draining && e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    return Err(Error::Io {
-                        context: "waiting for the batch's acknowledgement",
-                        source: e,
-                    })
-                }
+                Err(e) => return Err(Error::Io { context: "waiting for the batch's acknowledgement", source: e }),
             }
             for r in split(&self.buf)? {
                 if r.msg_type != NLMSG_ERROR {
@@ -182,10 +151,7 @@ impl NftSocket {
             }
         }
         if let Some(first) = errors.first().cloned() {
-            return Err(Error::Rejected {
-                first,
-                others: errors.len() - 1,
-            });
+            return Err(Error::Rejected { first, others: errors.len() - 1 });
         }
         if let Some(errno) = commit_errno {
             return Err(Error::CommitFailed { errno });
@@ -204,9 +170,7 @@ impl NftSocket {
         let seq = self.next_seqs(0);
         let mut req = Vec::new();
         Message::nft(kind, family, NLM_F_DUMP, attrs, what.into()).emit(seq, 0, &mut req);
-        self.sock
-            .send(&req, 0)
-            .map_err(Error::io("sendmsg of a dump request"))?;
+        self.sock.send(&req, 0).map_err(Error::io("sendmsg of a dump request"))?;
         let mut out = Vec::new();
         loop {
             self.recv(0).map_err(Error::io("reading a dump"))?;
@@ -219,10 +183,7 @@ impl NftSocket {
                     NLMSG_ERROR => {
                         let ack = parse_ack(&r)?;
                         if ack.errno != 0 {
-                            return Err(Error::DumpFailed {
-                                what,
-                                errno: ack.errno,
-                            });
+                            return Err(Error::DumpFailed { what, errno: ack.errno });
                         }
                     }
                     _ if r.payload.len() >= 4 => out.push((r.payload[0], r.payload[4..].to_vec())),
@@ -241,8 +202,7 @@ impl NftSocket {
     /// The chains of one table.
     pub fn list_chains(&mut self, table: &Table) -> Result<Vec<ChainInfo>, Error> {
         let raw = self.dump("chains", NFT_MSG_GETCHAIN, table.family as u8, vec![])?;
-        let all: Result<Vec<ChainInfo>, Error> =
-            raw.iter().map(|(f, a)| list::chain(*f, a)).collect();
+        let all: Result<Vec<ChainInfo>, Error> = raw.iter().map(|(f, a)| list::chain(*f, a)).collect();
         Ok(all?.into_iter().filter(|c| c.table == table.name).collect())
     }
 
@@ -250,8 +210,7 @@ impl NftSocket {
     pub fn list_rules(&mut self, table: &Table) -> Result<Vec<RuleInfo>, Error> {
         let attrs = vec![crate::attr::Attr::string(NFTA_RULE_TABLE, &table.name)];
         let raw = self.dump("rules", NFT_MSG_GETRULE, table.family as u8, attrs)?;
-        let all: Result<Vec<RuleInfo>, Error> =
-            raw.iter().map(|(f, a)| list::rule(*f, a)).collect();
+        let all: Result<Vec<RuleInfo>, Error> = raw.iter().map(|(f, a)| list::rule(*f, a)).collect();
         Ok(all?.into_iter().filter(|r| r.table == table.name).collect())
     }
 
@@ -269,21 +228,12 @@ impl NftSocket {
     }
 
     /// The elements of a set known by name (e.g. an anonymous `__map0` from [`Self::list_sets`]).
-    pub fn list_elements_named(
-        &mut self,
-        table: &Table,
-        set: &str,
-    ) -> Result<Vec<ElemInfo>, Error> {
+    pub fn list_elements_named(&mut self, table: &Table, set: &str) -> Result<Vec<ElemInfo>, Error> {
         let attrs = vec![
             crate::attr::Attr::string(NFTA_SET_ELEM_LIST_TABLE, &table.name),
             crate::attr::Attr::string(NFTA_SET_ELEM_LIST_SET, set),
         ];
-        let raw = self.dump(
-            "set elements",
-            NFT_MSG_GETSETELEM,
-            table.family as u8,
-            attrs,
-        )?;
+        let raw = self.dump("set elements", NFT_MSG_GETSETELEM, table.family as u8, attrs)?;
         let mut out = Vec::new();
         for (_, a) in &raw {
             out.extend(list::elements(a)?);

@@ -49,17 +49,11 @@ pub struct Table {
 
 impl Table {
     pub fn new(family: Family, name: impl Into<String>) -> Self {
-        Table {
-            family,
-            name: name.into(),
-        }
+        Table { family, name: name.into() }
     }
 
     pub(crate) fn new_attrs(&self) -> Vec<Attr> {
-        vec![
-            Attr::string(NFTA_TABLE_NAME, &self.name),
-            Attr::be32(NFTA_TABLE_FLAGS, 0),
-        ]
+        vec![Attr::string(NFTA_TABLE_NAME, &self.name), Attr::be32(NFTA_TABLE_FLAGS, 0)]
     }
 
     pub(crate) fn del_attrs(&self) -> Vec<Attr> {
@@ -132,30 +126,15 @@ pub struct Chain {
 impl Chain {
     /// A regular chain, reached only by jump/goto.
     pub fn new(table: &Table, name: impl Into<String>) -> Self {
-        Chain {
-            table: table.clone(),
-            name: name.into(),
-            base: None,
-        }
+        Chain { table: table.clone(), name: name.into(), base: None }
     }
 
     /// A base chain attached to `hook` at `priority`.
-    pub fn base(
-        table: &Table,
-        name: impl Into<String>,
-        kind: ChainType,
-        hook: Hook,
-        priority: i32,
-    ) -> Self {
+    pub fn base(table: &Table, name: impl Into<String>, kind: ChainType, hook: Hook, priority: i32) -> Self {
         Chain {
             table: table.clone(),
             name: name.into(),
-            base: Some(BaseChain {
-                kind,
-                hook,
-                priority,
-                policy: Policy::Accept,
-            }),
+            base: Some(BaseChain { kind, hook, priority, policy: Policy::Accept }),
         }
     }
 
@@ -168,10 +147,7 @@ impl Chain {
     }
 
     pub(crate) fn new_attrs(&self) -> Vec<Attr> {
-        let mut v = vec![
-            Attr::string(NFTA_CHAIN_TABLE, &self.table.name),
-            Attr::string(NFTA_CHAIN_NAME, &self.name),
-        ];
+        let mut v = vec![Attr::string(NFTA_CHAIN_TABLE, &self.table.name), Attr::string(NFTA_CHAIN_NAME, &self.name)];
         if let Some(b) = &self.base {
             let policy = match b.policy {
                 Policy::Accept => NF_ACCEPT,
@@ -181,27 +157,18 @@ impl Chain {
             v.push(Attr::be32_signed(NFTA_CHAIN_POLICY, policy));
             v.push(Attr::nested(
                 NFTA_CHAIN_HOOK,
-                vec![
-                    Attr::be32(NFTA_HOOK_HOOKNUM, b.hook as u32),
-                    Attr::be32_signed(NFTA_HOOK_PRIORITY, b.priority),
-                ],
+                vec![Attr::be32(NFTA_HOOK_HOOKNUM, b.hook as u32), Attr::be32_signed(NFTA_HOOK_PRIORITY, b.priority)],
             ));
         }
         v
     }
 
     pub(crate) fn del_attrs(&self) -> Vec<Attr> {
-        vec![
-            Attr::string(NFTA_CHAIN_TABLE, &self.table.name),
-            Attr::string(NFTA_CHAIN_NAME, &self.name),
-        ]
+        vec![Attr::string(NFTA_CHAIN_TABLE, &self.table.name), Attr::string(NFTA_CHAIN_NAME, &self.name)]
     }
 
     /// DELRULE without a handle: removes every rule of the chain.
     pub(crate) fn flush_attrs(&self) -> Vec<Attr> {
-        vec![
-            Attr::string(NFTA_RULE_TABLE, &self.table.name),
-            Attr::string(NFTA_RULE_CHAIN, &self.name),
-        ]
+        vec![Attr::string(NFTA_RULE_TABLE, &self.table.name), Attr::string(NFTA_RULE_CHAIN, &self.name)]
     }
 }

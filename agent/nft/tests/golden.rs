@@ -13,10 +13,7 @@ fn capture() -> Vec<(u16, Vec<u8>)> {
         .lines()
         .map(|l| {
             let (ty, hex) = l.split_once(' ').unwrap();
-            let bytes = (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-                .collect();
+            let bytes = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
             (ty.parse().unwrap(), bytes)
         })
         .collect()
@@ -25,40 +22,16 @@ fn capture() -> Vec<(u16, Vec<u8>)> {
 /// The same statements as data/kube_proxy_like.nft, in the order nft emits them.
 fn build() -> Batch {
     let t = Table::new(Family::Inet, "edge-proxy");
-    let pre = Chain::base(
-        &t,
-        "nat-prerouting",
-        ChainType::Nat,
-        Hook::Prerouting,
-        priority::DSTNAT,
-    );
-    let fwd = Chain::base(
-        &t,
-        "filter-fwd",
-        ChainType::Filter,
-        Hook::Forward,
-        priority::FILTER,
-    )
-    .with_policy(Policy::Drop);
-    let post = Chain::base(
-        &t,
-        "nat-postrouting",
-        ChainType::Nat,
-        Hook::Postrouting,
-        priority::SRCNAT,
-    );
+    let pre = Chain::base(&t, "nat-prerouting", ChainType::Nat, Hook::Prerouting, priority::DSTNAT);
+    let fwd =
+        Chain::base(&t, "filter-fwd", ChainType::Filter, Hook::Forward, priority::FILTER).with_policy(Policy::Drop);
+    let post = Chain::base(&t, "nat-postrouting", ChainType::Nat, Hook::Postrouting, priority::SRCNAT);
     let svc_a = Chain::new(&t, "svc-a");
     let ep_a = Chain::new(&t, "ep-a");
     let ep_b = Chain::new(&t, "ep-b");
     let rej = Chain::new(&t, "rej");
-    let aff = Set::new(&t, "aff", &[KeyType::Ipv4Addr])
-        .dynamic()
-        .with_timeout(Duration::from_secs(10800));
-    let services = Set::verdict_map(
-        &t,
-        "service-ips",
-        &[KeyType::Ipv4Addr, KeyType::InetProto, KeyType::InetService],
-    );
+    let aff = Set::new(&t, "aff", &[KeyType::Ipv4Addr]).dynamic().with_timeout(Duration::from_secs(10800));
+    let services = Set::verdict_map(&t, "service-ips", &[KeyType::Ipv4Addr, KeyType::InetProto, KeyType::InetService]);
 
     let mut b = Batch::new();
     b.add_table(&t);
@@ -67,24 +40,14 @@ fn build() -> Batch {
     }
     let aff_ref = b.add_set(&aff);
     let svc_ref = b.add_set(&services);
-    let key = Key::new()
-        .addr(Ipv4Addr::new(10, 43, 0, 1).into())
-        .proto(proto::TCP)
-        .port(443);
-    b.add_elements(
-        &services,
-        &[Elem::verdict(key, Verdict::Goto("svc-a".into()))],
-    );
+    let key = Key::new().addr(Ipv4Addr::new(10, 43, 0, 1).into()).proto(proto::TCP).port(443);
+    b.add_elements(&services, &[Elem::verdict(key, Verdict::Goto("svc-a".into()))]);
     b.add_rule(&Rule::new(&pre).vmap_daddr_proto_dport(&svc_ref, false));
     b.add_rule(&Rule::new(&fwd).match_ct_state(ct_state::NEW).counter());
     b.add_rule(&Rule::new(&post).match_mark(0x4000, 0, true).ret());
     b.add_rule(&Rule::new(&post).set_mark_xor(0x4000));
     b.add_rule(&Rule::new(&post).masquerade(true));
-    b.add_rule(
-        &Rule::new(&svc_a)
-            .match_saddr_in(&aff_ref, false)
-            .goto("ep-a"),
-    );
+    b.add_rule(&Rule::new(&svc_a).match_saddr_in(&aff_ref, false).goto("ep-a"));
     let pick = b.add_anonymous_map(
         &t,
         &[KeyType::HostU32],
@@ -97,22 +60,10 @@ fn build() -> Batch {
     b.add_rule(&Rule::new(&ep_a).update_saddr_in(&aff_ref, false));
     let ep_a_ip: IpAddr = Ipv4Addr::new(10, 42, 0, 5).into();
     b.add_rule(&Rule::new(&ep_a).match_saddr(ep_a_ip).set_mark_or(0x4000));
-    b.add_rule(
-        &Rule::new(&ep_a)
-            .match_l4proto(proto::TCP)
-            .dnat(SocketAddr::new(ep_a_ip, 8080)),
-    );
-    b.add_rule(
-        &Rule::new(&ep_b)
-            .match_l4proto(proto::TCP)
-            .dnat(SocketAddr::from(([10, 42, 1, 5], 8080))),
-    );
+    b.add_rule(&Rule::new(&ep_a).match_l4proto(proto::TCP).dnat(SocketAddr::new(ep_a_ip, 8080)));
+    b.add_rule(&Rule::new(&ep_b).match_l4proto(proto::TCP).dnat(SocketAddr::from(([10, 42, 1, 5], 8080))));
     b.add_rule(&Rule::new(&rej).reject_port_unreachable());
-    b.add_rule(
-        &Rule::new(&rej)
-            .match_nfproto(Family::Ip)
-            .expr(Expr::Reject(Reject::Icmp(3))),
-    );
+    b.add_rule(&Rule::new(&rej).match_nfproto(Family::Ip).expr(Expr::Reject(Reject::Icmp(3))));
     b
 }
 

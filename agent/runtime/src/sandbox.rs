@@ -49,8 +49,14 @@ pub fn request(dir: &Path, req: &Request) -> Result<String, SandboxError> {
 pub enum ContainerStatus {
     /// Bundle written, not (yet) running.
     Created,
-    Running { pid: u32 },
-    Exited { code: i32, oom_killed: bool, finished_at: Option<SystemTime> },
+    Running {
+        pid: u32,
+    },
+    Exited {
+        code: i32,
+        oom_killed: bool,
+        finished_at: Option<SystemTime>,
+    },
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -74,9 +80,7 @@ impl Sandbox {
     /// which detaches so it outlives the caller. The pod's network namespace must already exist.
     pub fn create(run_dir: &Path, pod_uid: &str, netns: &Path, shim_binary: &Path) -> Result<Self, SandboxError> {
         // The uid becomes a path component.
-        if pod_uid.is_empty()
-            || !pod_uid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
+        if pod_uid.is_empty() || !pod_uid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
             return Err(SandboxError::PodUid(pod_uid.to_string()));
         }
         let dir = layout::sandbox_dir(run_dir, pod_uid);
@@ -84,8 +88,7 @@ impl Sandbox {
         let dir = dir.canonicalize().map_err(io(&dir))?;
         let meta = Meta { pod_uid: pod_uid.to_string(), netns: netns.to_path_buf() };
         let meta_path = dir.join(layout::SANDBOX_META);
-        write_atomic(&meta_path, &serde_json::to_vec(&meta).map_err(SandboxError::Meta)?)
-            .map_err(io(&meta_path))?;
+        write_atomic(&meta_path, &serde_json::to_vec(&meta).map_err(SandboxError::Meta)?).map_err(io(&meta_path))?;
         let out = Command::new(shim_binary)
             .arg(&dir)
             .output()

@@ -206,11 +206,8 @@ impl Shim {
         }
         let cdir = layout::container_dir(&self.dir, name);
         let spec = Spec::load(cdir.join(layout::CONFIG)).map_err(|e| format!("loading bundle: {e}"))?;
-        let cgroup = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.cgroups_path().as_ref())
-            .map(|p| p.to_string_lossy().into_owned());
+        let cgroup =
+            spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref()).map(|p| p.to_string_lossy().into_owned());
         for f in [layout::EXIT_CODE, layout::OOM_KILLED, layout::PID] {
             let _ = std::fs::remove_file(cdir.join(f));
         }
@@ -336,9 +333,7 @@ impl Shim {
         let done: Vec<String> = self
             .children
             .iter()
-            .filter(|(_, c)| {
-                c.exited.is_some_and(|(_, at)| c.pipes.is_empty() || at.elapsed() >= DRAIN_LIMIT)
-            })
+            .filter(|(_, c)| c.exited.is_some_and(|(_, at)| c.pipes.is_empty() || at.elapsed() >= DRAIN_LIMIT))
             .map(|(n, _)| n.clone())
             .collect();
         for n in done {

@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use libcontainer::oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder,
-    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder,
-    ProcessBuilder, RootBuilder, Spec, UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder,
+    LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, UserBuilder,
 };
 use libcontainer::oci_spec::OciSpecError;
 
@@ -190,9 +189,7 @@ impl ContainerSpec {
 
         let mut spec = Spec::default();
         spec.set_process(Some(process.build()?))
-            .set_root(Some(
-                RootBuilder::default().path(&self.rootfs).readonly(self.readonly_rootfs).build()?,
-            ))
+            .set_root(Some(RootBuilder::default().path(&self.rootfs).readonly(self.readonly_rootfs).build()?))
             .set_hostname(Some(self.hostname.clone().unwrap_or_else(|| self.name.clone())))
             .set_mounts(Some(mounts))
             .set_linux(Some(linux.build()?));

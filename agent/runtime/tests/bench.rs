@@ -72,8 +72,9 @@ fn create_start_wait_true() {
     if have("runc") {
         let root = env.tmp.join("runc-root");
         let root = root.to_str().unwrap();
-        let v: Vec<Duration> =
-            (0..RUNS).map(|i| time_cmd(&["runc", "--root", root, "run", "-b", b, &format!("edge-bench-{i}")])).collect();
+        let v: Vec<Duration> = (0..RUNS)
+            .map(|i| time_cmd(&["runc", "--root", root, "run", "-b", b, &format!("edge-bench-{i}")]))
+            .collect();
         let p = summary("runc run", v);
         println!("{:<44} {:.2}x", "edge-runtime / runc", ms(ours) / ms(p));
     } else {
@@ -83,9 +84,7 @@ fn create_start_wait_true() {
     if have("crun") {
         let root = env.tmp.join("crun-root");
         let root = root.to_str().unwrap();
-        let wrap = |inner: &str| {
-            format!("umount /sys/fs/cgroup/unified 2>/dev/null; exec {inner}")
-        };
+        let wrap = |inner: &str| format!("umount /sys/fs/cgroup/unified 2>/dev/null; exec {inner}");
         let overhead: Vec<Duration> =
             (0..RUNS).map(|_| time_cmd(&["unshare", "-m", "sh", "-c", &wrap("true")])).collect();
         let overhead = summary("  (unshare -m + umount wrapper alone)", overhead);

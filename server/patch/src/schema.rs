@@ -54,25 +54,14 @@ pub struct ListSchema {
 }
 
 impl ListSchema {
-    const ATOMIC: ListSchema = ListSchema {
-        smp: SmpList::Replace,
-        ssa: SsaList::Atomic,
-        atomic_items: false,
-    };
+    const ATOMIC: ListSchema = ListSchema { smp: SmpList::Replace, ssa: SsaList::Atomic, atomic_items: false };
 
     const fn keyed(smp_key: &'static str, ssa_keys: &'static [KeyField]) -> ListSchema {
-        ListSchema {
-            smp: SmpList::MergeByKey(smp_key),
-            ssa: SsaList::Map(ssa_keys),
-            atomic_items: false,
-        }
+        ListSchema { smp: SmpList::MergeByKey(smp_key), ssa: SsaList::Map(ssa_keys), atomic_items: false }
     }
 
     const fn with_atomic_items(self) -> ListSchema {
-        ListSchema {
-            atomic_items: true,
-            ..self
-        }
+        ListSchema { atomic_items: true, ..self }
     }
 
     /// The strategic-merge merge key, if the list merges by key.
@@ -85,10 +74,7 @@ impl ListSchema {
 }
 
 const fn key(name: &'static str) -> KeyField {
-    KeyField {
-        name,
-        default: None,
-    }
+    KeyField { name, default: None }
 }
 
 const NAME: &[KeyField] = &[key("name")];
@@ -97,27 +83,11 @@ const TYPE: &[KeyField] = &[key("type")];
 const IP: &[KeyField] = &[key("ip")];
 const MOUNT_PATH: &[KeyField] = &[key("mountPath")];
 const DEVICE_PATH: &[KeyField] = &[key("devicePath")];
-const CONTAINER_PORT: &[KeyField] = &[
-    key("containerPort"),
-    KeyField {
-        name: "protocol",
-        default: Some("TCP"),
-    },
-];
-const SERVICE_PORT: &[KeyField] = &[
-    key("port"),
-    KeyField {
-        name: "protocol",
-        default: Some("TCP"),
-    },
-];
+const CONTAINER_PORT: &[KeyField] = &[key("containerPort"), KeyField { name: "protocol", default: Some("TCP") }];
+const SERVICE_PORT: &[KeyField] = &[key("port"), KeyField { name: "protocol", default: Some("TCP") }];
 const TOPOLOGY_SPREAD: &[KeyField] = &[key("topologyKey"), key("whenUnsatisfiable")];
 
-const SET: ListSchema = ListSchema {
-    smp: SmpList::MergeScalars,
-    ssa: SsaList::Set,
-    atomic_items: false,
-};
+const SET: ListSchema = ListSchema { smp: SmpList::MergeScalars, ssa: SsaList::Set, atomic_items: false };
 
 /// The built-in kinds with table entries. Matching on group as well as kind keeps a custom
 /// resource that happens to be called `Deployment` from inheriting apps/v1 semantics.
@@ -184,10 +154,7 @@ fn known(ty: &TypeRef) -> Option<Known> {
         ("discovery.k8s.io", "EndpointSlice") => EndpointSlice,
         ("networking.k8s.io", "Ingress") => Ingress,
         ("networking.k8s.io", "NetworkPolicy") => NetworkPolicy,
-        (
-            "rbac.authorization.k8s.io",
-            "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding",
-        ) => Rbac,
+        ("rbac.authorization.k8s.io", "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding") => Rbac,
         ("coordination.k8s.io", "Lease") => Lease,
         _ => return None,
     })
@@ -266,10 +233,7 @@ fn strip<'p, 'q>(path: &'p [&'q str], prefix: &[&str]) -> Option<&'p [&'q str]> 
 }
 
 fn is_container_list(name: &str) -> bool {
-    matches!(
-        name,
-        "containers" | "initContainers" | "ephemeralContainers"
-    )
+    matches!(name, "containers" | "initContainers" | "ephemeralContainers")
 }
 
 fn object_meta_list(rel: &[&str]) -> Option<ListSchema> {
@@ -286,14 +250,10 @@ fn pod_spec_list(rel: &[&str]) -> ListSchema {
         [c, "ports"] if is_container_list(c) => ListSchema::keyed("containerPort", CONTAINER_PORT),
         [c, "env"] if is_container_list(c) => ListSchema::keyed("name", NAME),
         [c, "volumeMounts"] if is_container_list(c) => ListSchema::keyed("mountPath", MOUNT_PATH),
-        [c, "volumeDevices"] if is_container_list(c) => {
-            ListSchema::keyed("devicePath", DEVICE_PATH)
+        [c, "volumeDevices"] if is_container_list(c) => ListSchema::keyed("devicePath", DEVICE_PATH),
+        [c, "resources", "claims"] if is_container_list(c) => {
+            ListSchema { smp: SmpList::Replace, ssa: SsaList::Map(NAME), atomic_items: false }
         }
-        [c, "resources", "claims"] if is_container_list(c) => ListSchema {
-            smp: SmpList::Replace,
-            ssa: SsaList::Map(NAME),
-            atomic_items: false,
-        },
         ["volumes"] | ["schedulingGates"] | ["resourceClaims"] => ListSchema::keyed("name", NAME),
         ["imagePullSecrets"] => ListSchema::keyed("name", NAME).with_atomic_items(),
         ["hostAliases"] => ListSchema::keyed("ip", IP),
@@ -323,15 +283,11 @@ fn has_conditions_by_type(kind: Known) -> bool {
 fn kind_list(kind: Known, path: &[&str]) -> ListSchema {
     use Known::*;
     match (kind, path) {
-        (k, ["status", "conditions"]) if has_conditions_by_type(k) => {
-            ListSchema::keyed("type", TYPE)
-        }
+        (k, ["status", "conditions"]) if has_conditions_by_type(k) => ListSchema::keyed("type", TYPE),
         // JobStatus.conditions: merge by type for SMP, but `listType=atomic` for apply.
-        (Job, ["status", "conditions"]) => ListSchema {
-            smp: SmpList::MergeByKey("type"),
-            ssa: SsaList::Atomic,
-            atomic_items: false,
-        },
+        (Job, ["status", "conditions"]) => {
+            ListSchema { smp: SmpList::MergeByKey("type"), ssa: SsaList::Atomic, atomic_items: false }
+        }
         (Pod, ["status", "podIPs"]) => ListSchema::keyed("ip", IP),
         (Service, ["spec", "ports"]) => ListSchema::keyed("port", SERVICE_PORT),
         (Node, ["status", "addresses"]) => ListSchema::keyed("type", TYPE),
@@ -371,10 +327,7 @@ pub fn is_atomic_map<S: AsRef<str>>(ty: &TypeRef, path: &[S]) -> bool {
     };
     // LabelSelector is atomic everywhere, and the plain map selectors of Service and
     // ReplicationController are `mapType=atomic`; PodSpec.nodeSelector likewise.
-    if matches!(
-        *last,
-        "selector" | "labelSelector" | "namespaceSelector" | "podSelector" | "nodeSelector"
-    ) {
+    if matches!(*last, "selector" | "labelSelector" | "namespaceSelector" | "podSelector" | "nodeSelector") {
         return true;
     }
     if kind == Known::Rbac && path == ["roleRef"] {
@@ -383,14 +336,7 @@ pub fn is_atomic_map<S: AsRef<str>>(ty: &TypeRef, path: &[S]) -> bool {
     if let Some(rel) = pod_spec_root(kind).and_then(|root| strip(&path, root)) {
         return match rel {
             [c, "env", "valueFrom", sel] if is_container_list(c) => {
-                matches!(
-                    *sel,
-                    "fieldRef"
-                        | "resourceFieldRef"
-                        | "configMapKeyRef"
-                        | "secretKeyRef"
-                        | "fileKeyRef"
-                )
+                matches!(*sel, "fieldRef" | "resourceFieldRef" | "configMapKeyRef" | "secretKeyRef" | "fileKeyRef")
             }
             ["affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution"] => true,
             _ => false,
@@ -434,14 +380,9 @@ pub(crate) fn zero_object(ty: &TypeRef) -> Value {
         Some(HorizontalPodAutoscaler) => {
             json!({"metadata": {}, "spec": {"scaleTargetRef": {}}, "status": {}})
         }
-        Some(
-            ReplicationController
-            | Namespace
-            | PersistentVolume
-            | ResourceQuota
-            | PodDisruptionBudget
-            | Ingress,
-        ) => json!({"metadata": {}, "spec": {}, "status": {}}),
+        Some(ReplicationController | Namespace | PersistentVolume | ResourceQuota | PodDisruptionBudget | Ingress) => {
+            json!({"metadata": {}, "spec": {}, "status": {}})
+        }
         Some(NetworkPolicy | LimitRange | Lease) => json!({"metadata": {}, "spec": {}}),
         _ => json!({"metadata": {}}),
     }
@@ -452,53 +393,18 @@ pub(crate) fn zero_object(ty: &TypeRef) -> Value {
 mod tests {
     use super::*;
 
-    const DEPLOY: TypeRef = TypeRef {
-        group: "apps",
-        version: "v1",
-        kind: "Deployment",
-    };
-    const CRONJOB: TypeRef = TypeRef {
-        group: "batch",
-        version: "v1",
-        kind: "CronJob",
-    };
-    const POD: TypeRef = TypeRef {
-        group: "",
-        version: "v1",
-        kind: "Pod",
-    };
-    const SVC: TypeRef = TypeRef {
-        group: "",
-        version: "v1",
-        kind: "Service",
-    };
-    const CR: TypeRef = TypeRef {
-        group: "example.com",
-        version: "v1",
-        kind: "Deployment",
-    };
+    const DEPLOY: TypeRef = TypeRef { group: "apps", version: "v1", kind: "Deployment" };
+    const CRONJOB: TypeRef = TypeRef { group: "batch", version: "v1", kind: "CronJob" };
+    const POD: TypeRef = TypeRef { group: "", version: "v1", kind: "Pod" };
+    const SVC: TypeRef = TypeRef { group: "", version: "v1", kind: "Service" };
+    const CR: TypeRef = TypeRef { group: "example.com", version: "v1", kind: "Deployment" };
 
     #[test]
     fn list_table() {
         let cases: &[(&TypeRef, &[&str], Option<&str>, SsaList)] = &[
-            (
-                &POD,
-                &["spec", "containers"],
-                Some("name"),
-                SsaList::Map(NAME),
-            ),
-            (
-                &DEPLOY,
-                &["spec", "template", "spec", "containers"],
-                Some("name"),
-                SsaList::Map(NAME),
-            ),
-            (
-                &DEPLOY,
-                &["spec", "template", "spec", "initContainers", "env"],
-                Some("name"),
-                SsaList::Map(NAME),
-            ),
+            (&POD, &["spec", "containers"], Some("name"), SsaList::Map(NAME)),
+            (&DEPLOY, &["spec", "template", "spec", "containers"], Some("name"), SsaList::Map(NAME)),
+            (&DEPLOY, &["spec", "template", "spec", "initContainers", "env"], Some("name"), SsaList::Map(NAME)),
             (
                 &DEPLOY,
                 &["spec", "template", "spec", "containers", "ports"],
@@ -511,56 +417,16 @@ mod tests {
                 Some("name"),
                 SsaList::Map(NAME),
             ),
-            (
-                &CRONJOB,
-                &["spec", "template", "spec", "volumes"],
-                None,
-                SsaList::Atomic,
-            ),
-            (
-                &POD,
-                &["spec", "containers", "volumeMounts"],
-                Some("mountPath"),
-                SsaList::Map(MOUNT_PATH),
-            ),
-            (
-                &POD,
-                &["spec", "containers", "envFrom"],
-                None,
-                SsaList::Atomic,
-            ),
+            (&CRONJOB, &["spec", "template", "spec", "volumes"], None, SsaList::Atomic),
+            (&POD, &["spec", "containers", "volumeMounts"], Some("mountPath"), SsaList::Map(MOUNT_PATH)),
+            (&POD, &["spec", "containers", "envFrom"], None, SsaList::Atomic),
             (&POD, &["spec", "tolerations"], None, SsaList::Atomic),
             (&POD, &["spec", "hostAliases"], Some("ip"), SsaList::Map(IP)),
-            (
-                &POD,
-                &["status", "conditions"],
-                Some("type"),
-                SsaList::Map(TYPE),
-            ),
-            (
-                &POD,
-                &["metadata", "ownerReferences"],
-                Some("uid"),
-                SsaList::Map(UID),
-            ),
-            (
-                &DEPLOY,
-                &["spec", "template", "metadata", "ownerReferences"],
-                Some("uid"),
-                SsaList::Map(UID),
-            ),
-            (
-                &SVC,
-                &["spec", "ports"],
-                Some("port"),
-                SsaList::Map(SERVICE_PORT),
-            ),
-            (
-                &CR,
-                &["spec", "template", "spec", "containers"],
-                None,
-                SsaList::Atomic,
-            ),
+            (&POD, &["status", "conditions"], Some("type"), SsaList::Map(TYPE)),
+            (&POD, &["metadata", "ownerReferences"], Some("uid"), SsaList::Map(UID)),
+            (&DEPLOY, &["spec", "template", "metadata", "ownerReferences"], Some("uid"), SsaList::Map(UID)),
+            (&SVC, &["spec", "ports"], Some("port"), SsaList::Map(SERVICE_PORT)),
+            (&CR, &["spec", "template", "spec", "containers"], None, SsaList::Atomic),
             (&CR, &["metadata", "finalizers"], None, SsaList::Set),
         ];
         for (ty, path, smp_key, ssa) in cases {
@@ -568,24 +434,15 @@ mod tests {
             assert_eq!(got.merge_key(), *smp_key, "{path:?}");
             assert_eq!(got.ssa, *ssa, "{path:?}");
         }
-        assert_eq!(
-            list_schema(&POD, &["metadata", "finalizers"]).smp,
-            SmpList::MergeScalars
-        );
+        assert_eq!(list_schema(&POD, &["metadata", "finalizers"]).smp, SmpList::MergeScalars);
     }
 
     #[test]
     fn atomic_maps() {
         assert!(is_atomic_map(&DEPLOY, &["spec", "selector"]));
         assert!(is_atomic_map(&SVC, &["spec", "selector"]));
-        assert!(is_atomic_map(
-            &POD,
-            &["spec", "containers", "env", "valueFrom", "fieldRef"]
-        ));
-        assert!(!is_atomic_map(
-            &POD,
-            &["spec", "containers", "env", "valueFrom"]
-        ));
+        assert!(is_atomic_map(&POD, &["spec", "containers", "env", "valueFrom", "fieldRef"]));
+        assert!(!is_atomic_map(&POD, &["spec", "containers", "env", "valueFrom"]));
         assert!(!is_atomic_map(&DEPLOY, &["spec", "template"]));
         assert!(!is_atomic_map(&CR, &["spec", "selector"]));
     }

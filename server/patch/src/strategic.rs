@@ -54,9 +54,7 @@ pub fn strategic_merge(original: &Value, patch: &Value, ty: &TypeRef) -> Result<
         _ => return Err(PatchError::NotAnObject),
     };
     let merger = Merger { ty };
-    merger
-        .merge_map(original, patch, &mut Vec::new())
-        .map(Value::Object)
+    merger.merge_map(original, patch, &mut Vec::new()).map(Value::Object)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,9 +124,9 @@ impl Merger<'_> {
                 (Some(Value::Object(current)), Value::Object(p)) => {
                     Some(Value::Object(self.merge_map(current, p, path)?))
                 }
-                (Some(Value::Array(current)), Value::Array(p)) => Some(Value::Array(
-                    self.merge_list(current, p, self.schema(path), path)?,
-                )),
+                (Some(Value::Array(current)), Value::Array(p)) => {
+                    Some(Value::Array(self.merge_list(current, p, self.schema(path), path)?))
+                }
                 _ => fresh(patch_value),
             };
             match merged {
@@ -174,9 +172,7 @@ impl Merger<'_> {
             validate_set_order(patch_list.unwrap_or_default(), order, merge_key)?;
             let merged = match (&live, patch_list) {
                 (Some(live), None) => live.clone(),
-                (live, Some(p)) => {
-                    self.merge_list(live.clone().unwrap_or_default(), p, schema, path)?
-                }
+                (live, Some(p)) => self.merge_list(live.clone().unwrap_or_default(), p, schema, path)?,
                 (None, None) => {
                     path.pop();
                     continue;
@@ -229,9 +225,7 @@ impl Merger<'_> {
                 Ok(normalize_order(in_patch, server_only, patch, &live, None))
             }
             ElementKind::Map => {
-                let key = merge_key.ok_or_else(|| PatchError::NoMergeKeyDefined {
-                    field: path.join("."),
-                })?;
+                let key = merge_key.ok_or_else(|| PatchError::NoMergeKeyDefined { field: path.join(".") })?;
                 let (live, patch_items) = self.split_list_directives(live, patch, key)?;
                 let live_ids = identities(&live, Some(key))?;
                 let patch_ids = identities(&patch_items, Some(key))?;
@@ -251,13 +245,7 @@ impl Merger<'_> {
                     }
                 }
                 let (in_patch, server_only) = partition(merged, &patch_ids, Some(key))?;
-                Ok(normalize_order(
-                    in_patch,
-                    server_only,
-                    &patch_ids,
-                    &live_ids,
-                    Some(key),
-                ))
+                Ok(normalize_order(in_patch, server_only, &patch_ids, &live_ids, Some(key)))
             }
         }
     }
@@ -320,25 +308,17 @@ fn fresh_map(map: &Map<String, Value>) -> Map<String, Value> {
 
 fn bad_patch_type(directive: &Value, context: &Map<String, Value>) -> PatchError {
     PatchError::BadPatchType {
-        directive: directive
-            .as_str()
-            .map_or_else(|| directive.to_string(), str::to_string),
+        directive: directive.as_str().map_or_else(|| directive.to_string(), str::to_string),
         context: Value::Object(context.clone()).to_string(),
     }
 }
 
 fn no_merge_key(item: &Value, key: &str) -> PatchError {
-    PatchError::NoMergeKey {
-        item: item.to_string(),
-        key: key.to_string(),
-    }
+    PatchError::NoMergeKey { item: item.to_string(), key: key.to_string() }
 }
 
 fn not_a_list(path: &[String], got: &Value) -> PatchError {
-    PatchError::NotAList {
-        field: path.join("."),
-        got: got.to_string(),
-    }
+    PatchError::NotAList { field: path.join("."), got: got.to_string() }
 }
 
 /// `$retainKeys`: every key the patch sets must be listed, and live keys not listed go.
@@ -348,10 +328,8 @@ fn apply_retain_keys(
     retain: &Value,
 ) -> Result<(), PatchError> {
     let retain = retain.as_array().ok_or(PatchError::BadRetainKeys)?;
-    let keep: Vec<&str> = retain
-        .iter()
-        .map(|v| v.as_str().ok_or(PatchError::BadRetainKeys))
-        .collect::<Result<_, _>>()?;
+    let keep: Vec<&str> =
+        retain.iter().map(|v| v.as_str().ok_or(PatchError::BadRetainKeys)).collect::<Result<_, _>>()?;
     for (key, value) in patch {
         let directive = key == DIRECTIVE
             || key == RETAIN_KEYS
@@ -396,10 +374,7 @@ fn identity<'v>(item: &'v Value, merge_key: Option<&str>) -> Result<&'v Value, P
 }
 
 fn identities(items: &[Value], merge_key: Option<&str>) -> Result<Vec<Value>, PatchError> {
-    items
-        .iter()
-        .map(|v| identity(v, merge_key).cloned())
-        .collect()
+    items.iter().map(|v| identity(v, merge_key).cloned()).collect()
 }
 
 /// Splits `items` into those whose identity is in `ids` and the rest (server-only).
@@ -457,19 +432,12 @@ fn normalize_order(
 }
 
 /// The patch list (deletions aside) must be a subsequence of the `$setElementOrder` list.
-fn validate_set_order(
-    patch: &[Value],
-    order: &[Value],
-    merge_key: Option<&str>,
-) -> Result<(), PatchError> {
+fn validate_set_order(patch: &[Value], order: &[Value], merge_key: Option<&str>) -> Result<(), PatchError> {
     if patch.is_empty() || order.is_empty() {
         return Ok(());
     }
     let has_directive = |v: &Value| v.get(DIRECTIVE).is_some();
-    let items: Vec<&Value> = patch
-        .iter()
-        .filter(|v| merge_key.is_none() || !has_directive(v))
-        .collect();
+    let items: Vec<&Value> = patch.iter().filter(|v| merge_key.is_none() || !has_directive(v)).collect();
     let (mut p, mut o) = (0, 0);
     while p < items.len() && o < order.len() {
         if has_directive(items[p]) {

@@ -4,21 +4,9 @@ use serde_json::{json, Value};
 
 use super::*;
 
-const DEPLOY: TypeRef = TypeRef {
-    group: "apps",
-    version: "v1",
-    kind: "Deployment",
-};
-const POD: TypeRef = TypeRef {
-    group: "",
-    version: "v1",
-    kind: "Pod",
-};
-const SVC: TypeRef = TypeRef {
-    group: "",
-    version: "v1",
-    kind: "Service",
-};
+const DEPLOY: TypeRef = TypeRef { group: "apps", version: "v1", kind: "Deployment" };
+const POD: TypeRef = TypeRef { group: "", version: "v1", kind: "Pod" };
+const SVC: TypeRef = TypeRef { group: "", version: "v1", kind: "Service" };
 
 fn deployment() -> Value {
     json!({
@@ -58,11 +46,7 @@ fn containers(v: &Value) -> &Value {
 }
 
 fn names(list: &Value) -> Vec<&str> {
-    list.as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect()
+    list.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect()
 }
 
 /// Each case: name, patch, and a check on the result.
@@ -79,15 +63,9 @@ fn deployment_patches() {
                 let c = containers(got);
                 assert_eq!(names(c), ["nginx", "sidecar"]);
                 assert_eq!(c[0]["image"], "nginx:1.9.1");
-                assert_eq!(
-                    c[0]["ports"],
-                    json!([{"containerPort": 80, "protocol": "TCP"}])
-                );
+                assert_eq!(c[0]["ports"], json!([{"containerPort": 80, "protocol": "TCP"}]));
                 assert_eq!(c[0]["args"], json!(["-a", "-b"]));
-                assert_eq!(
-                    c[1],
-                    json!({"name": "sidecar", "image": "busybox", "command": ["sleep", "1d"]})
-                );
+                assert_eq!(c[1], json!({"name": "sidecar", "image": "busybox", "command": ["sleep", "1d"]}));
             },
         ),
         (
@@ -96,10 +74,7 @@ fn deployment_patches() {
             json!({"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"2024-05-01T10:00:00Z"}}}}}),
             |got| {
                 let meta = &got["spec"]["template"]["metadata"];
-                assert_eq!(
-                    meta["annotations"],
-                    json!({"kubectl.kubernetes.io/restartedAt": "2024-05-01T10:00:00Z"})
-                );
+                assert_eq!(meta["annotations"], json!({"kubectl.kubernetes.io/restartedAt": "2024-05-01T10:00:00Z"}));
                 assert_eq!(meta["labels"], json!({"app": "web"}));
                 assert_eq!(names(containers(got)), ["nginx", "sidecar"]);
             },
@@ -126,8 +101,7 @@ fn deployment_patches() {
                 assert_eq!(c[1]["env"][1], json!({"name": "B", "value": "2"}));
                 assert_eq!(got["metadata"]["annotations"]["note"], "x");
                 assert_eq!(
-                    got["metadata"]["annotations"]
-                        ["kubectl.kubernetes.io/last-applied-configuration"],
+                    got["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"],
                     "{...}\n"
                 );
             },
@@ -141,22 +115,12 @@ fn deployment_patches() {
             "$setElementOrder on a primitive merge list",
             json!({"metadata":{"$setElementOrder/finalizers":["b.example/two","c.example/three","a.example/one"],"finalizers":["c.example/three"]}}),
             |got| {
-                assert_eq!(
-                    got["metadata"]["finalizers"],
-                    json!(["b.example/two", "c.example/three", "a.example/one"])
-                )
+                assert_eq!(got["metadata"]["finalizers"], json!(["b.example/two", "c.example/three", "a.example/one"]))
             },
         ),
-        (
-            "null deletes a key, others stay",
-            json!({"metadata":{"labels":{"tier":null,"new":"yes"}}}),
-            |got| {
-                assert_eq!(
-                    got["metadata"]["labels"],
-                    json!({"app": "web", "new": "yes"})
-                )
-            },
-        ),
+        ("null deletes a key, others stay", json!({"metadata":{"labels":{"tier":null,"new":"yes"}}}), |got| {
+            assert_eq!(got["metadata"]["labels"], json!({"app": "web", "new": "yes"}))
+        }),
         (
             "null on a list item field deletes it inside the matched item",
             json!({"spec":{"template":{"spec":{"containers":[{"name":"nginx","args":null}]}}}}),
@@ -170,20 +134,13 @@ fn deployment_patches() {
             json!({"metadata":{"labels":{"$patch":"replace","only":"this"}}}),
             |got| assert_eq!(got["metadata"]["labels"], json!({"only": "this"})),
         ),
-        (
-            "$patch delete on a map empties it",
-            json!({"spec":{"strategy":{"$patch":"delete"}}}),
-            |got| assert_eq!(got["spec"]["strategy"], json!({})),
-        ),
+        ("$patch delete on a map empties it", json!({"spec":{"strategy":{"$patch":"delete"}}}), |got| {
+            assert_eq!(got["spec"]["strategy"], json!({}))
+        }),
         (
             "$patch merge on a map is the default merge",
             json!({"metadata":{"labels":{"$patch":"merge","x":"y"}}}),
-            |got| {
-                assert_eq!(
-                    got["metadata"]["labels"],
-                    json!({"app": "web", "tier": "front", "x": "y"})
-                )
-            },
+            |got| assert_eq!(got["metadata"]["labels"], json!({"app": "web", "tier": "front", "x": "y"})),
         ),
         (
             "$patch delete in a list removes the matching item",
@@ -209,10 +166,7 @@ fn deployment_patches() {
             "primitive merge list (finalizers) unions",
             json!({"metadata":{"finalizers":["b.example/two","c.example/three"]}}),
             |got| {
-                assert_eq!(
-                    got["metadata"]["finalizers"],
-                    json!(["a.example/one", "b.example/two", "c.example/three"])
-                )
+                assert_eq!(got["metadata"]["finalizers"], json!(["a.example/one", "b.example/two", "c.example/three"]))
             },
         ),
         (
@@ -234,10 +188,7 @@ fn deployment_patches() {
             "atomic list of maps (tolerations) is replaced",
             json!({"spec":{"template":{"spec":{"tolerations":[{"key":"k2","operator":"Exists"}]}}}}),
             |got| {
-                assert_eq!(
-                    got["spec"]["template"]["spec"]["tolerations"],
-                    json!([{"key": "k2", "operator": "Exists"}])
-                )
+                assert_eq!(got["spec"]["template"]["spec"]["tolerations"], json!([{"key": "k2", "operator": "Exists"}]))
             },
         ),
         (
@@ -246,31 +197,20 @@ fn deployment_patches() {
             |got| {
                 assert_eq!(got["spec"]["paused"], true);
                 assert!(got["spec"].get("minReadySeconds").is_none());
-                assert_eq!(
-                    got["spec"]["template"]["spec"]["volumes"],
-                    json!([{"name": "v", "emptyDir": {}}])
-                );
+                assert_eq!(got["spec"]["template"]["spec"]["volumes"], json!([{"name": "v", "emptyDir": {}}]));
             },
         ),
-        (
-            "scale through SMP changes only replicas and keeps key order",
-            json!({"spec":{"replicas":5}}),
-            |got| {
-                assert_eq!(got["spec"]["replicas"], 5);
-                let keys: Vec<_> = got["spec"].as_object().unwrap().keys().collect();
-                assert_eq!(keys, ["replicas", "strategy", "template"]);
-            },
-        ),
+        ("scale through SMP changes only replicas and keeps key order", json!({"spec":{"replicas":5}}), |got| {
+            assert_eq!(got["spec"]["replicas"], 5);
+            let keys: Vec<_> = got["spec"].as_object().unwrap().keys().collect();
+            assert_eq!(keys, ["replicas", "strategy", "template"]);
+        }),
     ];
     for (name, patch, check) in cases {
-        let got = strategic_merge(&deployment(), &patch, &DEPLOY)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = strategic_merge(&deployment(), &patch, &DEPLOY).unwrap_or_else(|e| panic!("{name}: {e}"));
         check(&got);
         // Directives never reach the stored object.
-        assert!(
-            !got.to_string().contains("\"$"),
-            "{name}: directive leaked: {got}"
-        );
+        assert!(!got.to_string().contains("\"$"), "{name}: directive leaked: {got}");
     }
 }
 
@@ -292,32 +232,18 @@ fn new_item_order() {
 
 #[test]
 fn service_ports_merge_by_port() {
-    let svc = json!({"spec":{"ports":[{"port":80,"targetPort":8080},{"port":443,"targetPort":8443}],"selector":{"app":"a"}}});
-    let got = strategic_merge(
-        &svc,
-        &json!({"spec":{"ports":[{"port":443,"targetPort":9443}]}}),
-        &SVC,
-    )
-    .unwrap();
-    assert_eq!(
-        got["spec"]["ports"],
-        json!([{"port":80,"targetPort":8080},{"port":443,"targetPort":9443}])
-    );
+    let svc =
+        json!({"spec":{"ports":[{"port":80,"targetPort":8080},{"port":443,"targetPort":8443}],"selector":{"app":"a"}}});
+    let got = strategic_merge(&svc, &json!({"spec":{"ports":[{"port":443,"targetPort":9443}]}}), &SVC).unwrap();
+    assert_eq!(got["spec"]["ports"], json!([{"port":80,"targetPort":8080},{"port":443,"targetPort":9443}]));
 }
 
 #[test]
 fn unknown_lists_are_replaced() {
-    let cr = TypeRef {
-        group: "example.com",
-        version: "v1",
-        kind: "Widget",
-    };
-    let got = strategic_merge(
-        &json!({"spec":{"items":[{"name":"a"}]}}),
-        &json!({"spec":{"items":[{"name":"b"}]}}),
-        &cr,
-    )
-    .unwrap();
+    let cr = TypeRef { group: "example.com", version: "v1", kind: "Widget" };
+    let got =
+        strategic_merge(&json!({"spec":{"items":[{"name":"a"}]}}), &json!({"spec":{"items":[{"name":"b"}]}}), &cr)
+            .unwrap();
     assert_eq!(got["spec"]["items"], json!([{"name":"b"}]));
 }
 
@@ -327,45 +253,23 @@ fn errors() {
         (json!(["not", "an", "object"]), PatchError::NotAnObject),
         (
             json!({"metadata":{"labels":{"$patch":"bogus"}}}),
-            PatchError::BadPatchType {
-                directive: "bogus".into(),
-                context: r#"{"$patch":"bogus"}"#.into(),
-            },
+            PatchError::BadPatchType { directive: "bogus".into(), context: r#"{"$patch":"bogus"}"#.into() },
         ),
         (
             json!({"spec":{"template":{"spec":{"containers":[{"image":"x"}]}}}}),
-            PatchError::NoMergeKey {
-                item: r#"{"image":"x"}"#.into(),
-                key: "name".into(),
-            },
+            PatchError::NoMergeKey { item: r#"{"image":"x"}"#.into(), key: "name".into() },
         ),
         (
             json!({"spec":{"template":{"spec":{"containers":[{"$patch":"merge","name":"x"}]}}}}),
             PatchError::MergeDirectiveInList,
         ),
-        (
-            json!({"spec":{"strategy":{"$retainKeys":["type"],"rollingUpdate":{}}}}),
-            PatchError::BadRetainKeys,
-        ),
-        (
-            json!({"spec":{"strategy":{"$retainKeys":"type"}}}),
-            PatchError::BadRetainKeys,
-        ),
-        (
-            json!({"metadata":{"$deleteFromPrimitiveList/finalizers":"x"}}),
-            PatchError::BadPrimitiveList,
-        ),
-        (
-            json!({"spec":{"template":{"spec":{"$setElementOrder/containers":{}}}}}),
-            PatchError::BadSetElementOrder,
-        ),
+        (json!({"spec":{"strategy":{"$retainKeys":["type"],"rollingUpdate":{}}}}), PatchError::BadRetainKeys),
+        (json!({"spec":{"strategy":{"$retainKeys":"type"}}}), PatchError::BadRetainKeys),
+        (json!({"metadata":{"$deleteFromPrimitiveList/finalizers":"x"}}), PatchError::BadPrimitiveList),
+        (json!({"spec":{"template":{"spec":{"$setElementOrder/containers":{}}}}}), PatchError::BadSetElementOrder),
     ];
     for (patch, want) in cases {
-        assert_eq!(
-            strategic_merge(&deployment(), &patch, &DEPLOY),
-            Err(want),
-            "patch {patch}"
-        );
+        assert_eq!(strategic_merge(&deployment(), &patch, &DEPLOY), Err(want), "patch {patch}");
     }
     let mismatch = json!({"spec":{"template":{"spec":{
         "$setElementOrder/containers":[{"name":"nginx"}],
@@ -379,16 +283,8 @@ fn errors() {
 
 #[test]
 fn merge_keys_across_kinds() {
-    let cronjob = TypeRef {
-        group: "batch",
-        version: "v1",
-        kind: "CronJob",
-    };
-    let node = TypeRef {
-        group: "",
-        version: "v1",
-        kind: "Node",
-    };
+    let cronjob = TypeRef { group: "batch", version: "v1", kind: "CronJob" };
+    let node = TypeRef { group: "", version: "v1", kind: "Node" };
     let cases: Vec<(TypeRef, Value, Value, Value)> = vec![
         (
             cronjob,
@@ -422,11 +318,6 @@ fn merge_keys_across_kinds() {
         ),
     ];
     for (ty, original, patch, want) in cases {
-        assert_eq!(
-            strategic_merge(&original, &patch, &ty).unwrap(),
-            want,
-            "{} patch {patch}",
-            ty.kind
-        );
+        assert_eq!(strategic_merge(&original, &patch, &ty).unwrap(), want, "{} patch {patch}", ty.kind);
     }
 }

@@ -45,22 +45,12 @@ pub(crate) const REPLICA_SET: Printer = Printer {
     columns: &[
         NAME,
         Column::integer("Desired", "Replicas is the number of desired replicas."),
-        Column::integer(
-            "Current",
-            "Replicas is the most recently observed number of replicas.",
-        ),
-        Column::integer(
-            "Ready",
-            "The number of ready replicas for this replica set.",
-        ),
+        Column::integer("Current", "Replicas is the most recently observed number of replicas."),
+        Column::integer("Ready", "The number of ready replicas for this replica set."),
         AGE,
         CONTAINERS,
         IMAGES,
-        Column::string(
-            "Selector",
-            "Selector is a label query over pods that should match the replica count.",
-        )
-        .wide(),
+        Column::string("Selector", "Selector is a label query over pods that should match the replica count.").wide(),
     ],
     cells: |rs, now| {
         let [containers, images] = template_containers(rs);
@@ -111,22 +101,12 @@ pub(crate) const DAEMON_SET: Printer = Printer {
 };
 
 pub(crate) const STATEFUL_SET: Printer = Printer {
-    columns: &[
-        NAME,
-        Column::string("Ready", "Number of the pod with ready state"),
-        AGE,
-        CONTAINERS,
-        IMAGES,
-    ],
+    columns: &[NAME, Column::string("Ready", "Number of the pod with ready state"), AGE, CONTAINERS, IMAGES],
     cells: |sts, now| {
         let [containers, images] = template_containers(sts);
         vec![
             name(sts),
-            string(format!(
-                "{}/{}",
-                int_at(sts, &["status", "readyReplicas"]),
-                int_at(sts, &["spec", "replicas"])
-            )),
+            string(format!("{}/{}", int_at(sts, &["status", "readyReplicas"]), int_at(sts, &["spec", "replicas"]))),
             age(sts, now),
             containers,
             images,
@@ -153,16 +133,7 @@ mod tests {
                 json!({"metadata": {"name": "web", "creationTimestamp": ago(300)},
                     "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}, "template": template()},
                     "status": {"replicas": 3, "readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}}),
-                row![
-                    "web",
-                    "2/3",
-                    3,
-                    2,
-                    "5m",
-                    "nginx,log",
-                    "nginx:1.7.9,busybox",
-                    "app=web"
-                ],
+                row!["web", "2/3", 3, 2, "5m", "nginx,log", "nginx:1.7.9,busybox", "app=web"],
             ),
             (
                 json!({"metadata": {"name": "empty"}, "spec": {"selector": {}}}),
@@ -186,16 +157,7 @@ mod tests {
                         "status": {"replicas": 2, "readyReplicas": 1}});
         assert_eq!(
             (REPLICA_SET.cells)(&rs, now()),
-            row![
-                "web-5d9f",
-                2,
-                2,
-                1,
-                "120m",
-                "nginx,log",
-                "nginx:1.7.9,busybox",
-                "app=web,pod-template-hash=5d9f"
-            ]
+            row!["web-5d9f", 2, 2, 1, "120m", "nginx,log", "nginx:1.7.9,busybox", "app=web,pod-template-hash=5d9f"]
         );
         assert_eq!(
             (REPLICA_SET.cells)(&json!({"metadata": {"name": "x"}}), now()),
@@ -227,9 +189,6 @@ mod tests {
 
         let sts = json!({"metadata": {"name": "db", "creationTimestamp": ago(45)},
                          "spec": {"replicas": 3, "template": template()}, "status": {"readyReplicas": 1}});
-        assert_eq!(
-            (STATEFUL_SET.cells)(&sts, now()),
-            row!["db", "1/3", "45s", "nginx,log", "nginx:1.7.9,busybox"]
-        );
+        assert_eq!((STATEFUL_SET.cells)(&sts, now()), row!["db", "1/3", "45s", "nginx,log", "nginx:1.7.9,busybox"]);
     }
 }

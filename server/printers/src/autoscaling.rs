@@ -33,10 +33,7 @@ fn cells(hpa: &Value, now: DateTime<Utc>) -> Vec<Value> {
         name(hpa),
         string(reference),
         string(format_metrics(&specs, &statuses)),
-        string(
-            opt_int(hpa, &["spec", "minReplicas"])
-                .map_or_else(|| "<unset>".to_string(), |n| n.to_string()),
-        ),
+        string(opt_int(hpa, &["spec", "minReplicas"]).map_or_else(|| "<unset>".to_string(), |n| n.to_string())),
         Value::from(int_at(hpa, &["spec", "maxReplicas"])),
         Value::from(int_at(hpa, &["status", "currentReplicas"])),
         age(hpa, now),
@@ -56,10 +53,7 @@ fn metrics(hpa: &Value) -> (Vec<Value>, Vec<Value>) {
             });
             (vec![spec], status.into_iter().collect())
         }
-        _ => (
-            specs.to_vec(),
-            list_at(hpa, &["status", "currentMetrics"]).to_vec(),
-        ),
+        _ => (specs.to_vec(), list_at(hpa, &["status", "currentMetrics"]).to_vec()),
     }
 }
 
@@ -88,48 +82,29 @@ fn format_metrics(specs: &[Value], statuses: &[Value]) -> String {
         .enumerate()
         .map(|(i, spec)| match str_at(spec, &["type"]) {
             "External" | "Object" => {
-                let source = if str_at(spec, &["type"]) == "External" {
-                    "external"
-                } else {
-                    "object"
-                };
+                let source = if str_at(spec, &["type"]) == "External" { "external" } else { "object" };
                 let status = status_of(statuses, i, source);
                 if quantity(spec, &[source, "target", "averageValue"]).is_some() {
-                    let current = status
-                        .and_then(|s| quantity(s, &["current", "averageValue"]))
-                        .unwrap_or_else(unknown);
-                    format!(
-                        "{current}/{} (avg)",
-                        qty(spec, &[source, "target", "averageValue"])
-                    )
+                    let current =
+                        status.and_then(|s| quantity(s, &["current", "averageValue"])).unwrap_or_else(unknown);
+                    format!("{current}/{} (avg)", qty(spec, &[source, "target", "averageValue"]))
                 } else {
                     let current = status.map_or_else(unknown, |s| qty(s, &["current", "value"]));
                     format!("{current}/{}", qty(spec, &[source, "target", "value"]))
                 }
             }
             "Pods" => {
-                let current = status_of(statuses, i, "pods")
-                    .map_or_else(unknown, |s| qty(s, &["current", "averageValue"]));
-                format!(
-                    "{current}/{}",
-                    qty(spec, &["pods", "target", "averageValue"])
-                )
+                let current =
+                    status_of(statuses, i, "pods").map_or_else(unknown, |s| qty(s, &["current", "averageValue"]));
+                format!("{current}/{}", qty(spec, &["pods", "target", "averageValue"]))
             }
             "Resource" | "ContainerResource" => {
-                let source = if str_at(spec, &["type"]) == "Resource" {
-                    "resource"
-                } else {
-                    "containerResource"
-                };
+                let source = if str_at(spec, &["type"]) == "Resource" { "resource" } else { "containerResource" };
                 let resource = str_at(spec, &[source, "name"]);
                 let status = status_of(statuses, i, source);
                 if quantity(spec, &[source, "target", "averageValue"]).is_some() {
-                    let current =
-                        status.map_or_else(unknown, |s| qty(s, &["current", "averageValue"]));
-                    format!(
-                        "{resource}: {current}/{}",
-                        qty(spec, &[source, "target", "averageValue"])
-                    )
+                    let current = status.map_or_else(unknown, |s| qty(s, &["current", "averageValue"]));
+                    format!("{resource}: {current}/{}", qty(spec, &[source, "target", "averageValue"]))
                 } else {
                     let current = status
                         .and_then(|s| opt_int(s, &["current", "averageUtilization"]))
@@ -170,27 +145,17 @@ mod tests {
     fn targets_column() {
         let cases = vec![
             (
-                hpa(
-                    json!([cpu(
-                        json!({"type": "Utilization", "averageUtilization": 50})
-                    )]),
-                    json!(null),
-                ),
+                hpa(json!([cpu(json!({"type": "Utilization", "averageUtilization": 50}))]), json!(null)),
                 "cpu: <unknown>/50%",
             ),
             (
                 hpa(
-                    json!([cpu(
-                        json!({"type": "Utilization", "averageUtilization": 50})
-                    )]),
+                    json!([cpu(json!({"type": "Utilization", "averageUtilization": 50}))]),
                     json!([{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 12, "averageValue": "6m"}}}]),
                 ),
                 "cpu: 12%/50%",
             ),
-            (
-                hpa(json!([cpu(json!({"type": "Utilization"}))]), json!([])),
-                "cpu: <unknown>/<auto>",
-            ),
+            (hpa(json!([cpu(json!({"type": "Utilization"}))]), json!([])), "cpu: <unknown>/<auto>"),
             (
                 hpa(
                     json!([{"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "100Mi"}}}]),
@@ -206,10 +171,7 @@ mod tests {
                 "250/1k",
             ),
             (
-                hpa(
-                    json!([{"type": "Object", "object": {"target": {"type": "Value", "value": "10"}}}]),
-                    json!([]),
-                ),
+                hpa(json!([{"type": "Object", "object": {"target": {"type": "Value", "value": "10"}}}]), json!([])),
                 "<unknown>/10",
             ),
             (
@@ -239,11 +201,7 @@ mod tests {
         ];
         for (obj, want) in cases {
             let row = cells(&obj, now());
-            assert_eq!(
-                row,
-                row!["web", "Deployment/web", want, "1", 10, 2, "2m"],
-                "{obj}"
-            );
+            assert_eq!(row, row!["web", "Deployment/web", want, "1", 10, 2, "2m"], "{obj}");
         }
     }
 
@@ -255,19 +213,8 @@ mod tests {
                         "status": {"currentReplicas": 1, "currentCPUUtilizationPercentage": 35}});
         assert_eq!(
             cells(&v1, now()),
-            row![
-                "php",
-                "Deployment/php-apache",
-                "cpu: 35%/80%",
-                "<unset>",
-                5,
-                1,
-                "<unknown>"
-            ]
+            row!["php", "Deployment/php-apache", "cpu: 35%/80%", "<unset>", 5, 1, "<unknown>"]
         );
-        assert_eq!(
-            cells(&json!({}), now()),
-            row!["", "/", "<none>", "<unset>", 0, 0, "<unknown>"]
-        );
+        assert_eq!(cells(&json!({}), now()), row!["", "/", "<none>", "<unset>", 0, 0, "<unknown>"]);
     }
 }

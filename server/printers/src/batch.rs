@@ -6,8 +6,8 @@ use serde_json::Value;
 use crate::column::{Column, AGE, CONTAINERS, IMAGES, NAME};
 use crate::duration::human_duration;
 use crate::fields::{
-    age, at, container_cells, deleting, int_at, list_at, name, opt_bool, opt_int, opt_str, since,
-    str_at, string, time_at,
+    age, at, container_cells, deleting, int_at, list_at, name, opt_bool, opt_int, opt_str, since, str_at, string,
+    time_at,
 };
 use crate::labels::format_label_selector;
 use crate::Printer;
@@ -16,19 +16,12 @@ pub(crate) const JOB: Printer = Printer {
     columns: &[
         NAME,
         Column::string("Status", "Status of the job."),
-        Column::string(
-            "Completions",
-            "The number of pods which reached phase Succeeded.",
-        ),
+        Column::string("Completions", "The number of pods which reached phase Succeeded."),
         Column::string("Duration", "Time required to complete the job."),
         AGE,
         CONTAINERS,
         IMAGES,
-        Column::string(
-            "Selector",
-            "A label query over pods that should match the pod count.",
-        )
-        .wide(),
+        Column::string("Selector", "A label query over pods that should match the pod count.").wide(),
     ],
     cells: job_cells,
 };
@@ -50,10 +43,7 @@ fn job_cells(job: &Value, now: DateTime<Utc>) -> Vec<Value> {
             _ => format!("{succeeded}/1"),
         },
     };
-    let duration = match (
-        time_at(job, &["status", "startTime"]),
-        time_at(job, &["status", "completionTime"]),
-    ) {
+    let duration = match (time_at(job, &["status", "startTime"]), time_at(job, &["status", "completionTime"])) {
         (None, _) => String::new(),
         (Some(start), None) => human_duration(now - start),
         (Some(start), Some(end)) => human_duration(end - start),
@@ -71,8 +61,7 @@ fn job_cells(job: &Value, now: DateTime<Utc>) -> Vec<Value> {
     } else {
         "Running"
     };
-    let [containers, images] =
-        container_cells(at(job, &["spec", "template", "spec"]).unwrap_or(&Value::Null));
+    let [containers, images] = container_cells(at(job, &["spec", "template", "spec"]).unwrap_or(&Value::Null));
     vec![
         name(job),
         string(status),
@@ -160,16 +149,7 @@ mod tests {
                 json!({"metadata": {"name": "work", "creationTimestamp": ago(200)},
                     "spec": {"parallelism": 3, "template": template()},
                     "status": {"succeeded": 1, "startTime": ago(190), "active": 2}}),
-                row![
-                    "work",
-                    "Running",
-                    "1/1 of 3",
-                    "3m10s",
-                    "3m20s",
-                    "pi",
-                    "perl:5.34",
-                    "<none>"
-                ],
+                row!["work", "Running", "1/1 of 3", "3m10s", "3m20s", "pi", "perl:5.34", "<none>"],
             ),
             (
                 json!({"metadata": {"name": "fail"}, "spec": {"completions": 5},
@@ -179,43 +159,16 @@ mod tests {
             (
                 json!({"metadata": {"name": "paused"}, "spec": {"suspend": true},
                     "status": {"conditions": [{"type": "Suspended", "status": "True"}]}}),
-                row![
-                    "paused",
-                    "Suspended",
-                    "0/1",
-                    "",
-                    "<unknown>",
-                    "",
-                    "",
-                    "<none>"
-                ],
+                row!["paused", "Suspended", "0/1", "", "<unknown>", "", "", "<none>"],
             ),
             (
                 json!({"metadata": {"name": "dying", "deletionTimestamp": ago(1)},
                     "status": {"conditions": [{"type": "FailureTarget", "status": "True"}]}}),
-                row![
-                    "dying",
-                    "Terminating",
-                    "0/1",
-                    "",
-                    "<unknown>",
-                    "",
-                    "",
-                    "<none>"
-                ],
+                row!["dying", "Terminating", "0/1", "", "<unknown>", "", "", "<none>"],
             ),
             (
                 json!({"metadata": {"name": "target"}, "status": {"conditions": [{"type": "FailureTarget", "status": "True"}]}}),
-                row![
-                    "target",
-                    "FailureTarget",
-                    "0/1",
-                    "",
-                    "<unknown>",
-                    "",
-                    "",
-                    "<none>"
-                ],
+                row!["target", "FailureTarget", "0/1", "", "<unknown>", "", "", "<none>"],
             ),
         ];
         for (obj, want) in cases {
@@ -231,49 +184,16 @@ mod tests {
                     "spec": {"schedule": "*/1 * * * *", "suspend": false,
                              "jobTemplate": {"spec": {"template": template()}}},
                     "status": {"active": [{"name": "hello-1"}], "lastScheduleTime": ago(42)}}),
-                row![
-                    "hello",
-                    "*/1 * * * *",
-                    "<none>",
-                    "False",
-                    1,
-                    "42s",
-                    "3h",
-                    "pi",
-                    "perl:5.34",
-                    "<none>"
-                ],
+                row!["hello", "*/1 * * * *", "<none>", "False", 1, "42s", "3h", "pi", "perl:5.34", "<none>"],
             ),
             (
                 json!({"metadata": {"name": "nightly"},
                     "spec": {"schedule": "0 3 * * *", "timeZone": "Europe/Berlin", "suspend": true}}),
-                row![
-                    "nightly",
-                    "0 3 * * *",
-                    "Europe/Berlin",
-                    "True",
-                    0,
-                    "<none>",
-                    "<unknown>",
-                    "",
-                    "",
-                    "<none>"
-                ],
+                row!["nightly", "0 3 * * *", "Europe/Berlin", "True", 0, "<none>", "<unknown>", "", "", "<none>"],
             ),
             (
                 json!({"metadata": {"name": "bare"}, "spec": {"schedule": "@hourly"}}),
-                row![
-                    "bare",
-                    "@hourly",
-                    "<none>",
-                    "<unset>",
-                    0,
-                    "<none>",
-                    "<unknown>",
-                    "",
-                    "",
-                    "<none>"
-                ],
+                row!["bare", "@hourly", "<none>", "<unset>", 0, "<none>", "<unknown>", "", "", "<none>"],
             ),
         ];
         for (obj, want) in cases {

@@ -20,56 +20,26 @@ pub(crate) const CREATION_DESCRIPTION: &str = "CreationTimestamp is a timestamp 
 impl Column {
     /// A normal string column.
     pub(crate) const fn string(name: &'static str, description: &'static str) -> Self {
-        Column {
-            name,
-            type_: "string",
-            format: "",
-            description,
-            priority: 0,
-        }
+        Column { name, type_: "string", format: "", description, priority: 0 }
     }
 
     pub(crate) const fn integer(name: &'static str, description: &'static str) -> Self {
-        Column {
-            name,
-            type_: "integer",
-            format: "",
-            description,
-            priority: 0,
-        }
+        Column { name, type_: "integer", format: "", description, priority: 0 }
     }
 
     pub(crate) const fn boolean(name: &'static str, description: &'static str) -> Self {
-        Column {
-            name,
-            type_: "boolean",
-            format: "",
-            description,
-            priority: 0,
-        }
+        Column { name, type_: "boolean", format: "", description, priority: 0 }
     }
 
     /// The same column, shown only with `-o wide`.
     pub(crate) const fn wide(self) -> Self {
-        Column {
-            priority: 1,
-            ..self
-        }
+        Column { priority: 1, ..self }
     }
 }
 
-pub(crate) const NAME: Column = Column {
-    name: "Name",
-    type_: "string",
-    format: "name",
-    description: NAME_DESCRIPTION,
-    priority: 0,
-};
+pub(crate) const NAME: Column =
+    Column { name: "Name", type_: "string", format: "name", description: NAME_DESCRIPTION, priority: 0 };
 pub(crate) const AGE: Column = Column::string("Age", CREATION_DESCRIPTION);
-pub(crate) const CONTAINERS: Column =
-    Column::string("Containers", "Names of each container in the template.").wide();
-pub(crate) const IMAGES: Column = Column::string(
-    "Images",
-    "Images referenced by each container in the template.",
-)
-.wide();
+pub(crate) const CONTAINERS: Column = Column::string("Containers", "Names of each container in the template.").wide();
+pub(crate) const IMAGES: Column =
+    Column::string("Images", "Images referenced by each container in the template.").wide();

@@ -13,18 +13,8 @@ use crate::labels::format_labels;
 use crate::Printer;
 
 pub(crate) const NAMESPACE: Printer = Printer {
-    columns: &[
-        NAME,
-        Column::string("Status", "The status of the namespace"),
-        AGE,
-    ],
-    cells: |ns, now| {
-        vec![
-            name(ns),
-            string(str_at(ns, &["status", "phase"])),
-            age(ns, now),
-        ]
-    },
+    columns: &[NAME, Column::string("Status", "The status of the namespace"), AGE],
+    cells: |ns, now| vec![name(ns), string(str_at(ns, &["status", "phase"])), age(ns, now)],
 };
 
 pub(crate) const NODE: Printer = Printer {
@@ -36,20 +26,29 @@ pub(crate) const NODE: Printer = Printer {
         Column::string("Version", "Kubelet Version reported by the node."),
         Column::string("Internal-IP", "List of addresses reachable to the node.").wide(),
         Column::string("External-IP", "List of addresses reachable to the node.").wide(),
-        Column::string("OS-Image", "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).").wide(),
-        Column::string("Kernel-Version", "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).").wide(),
-        Column::string("Container-Runtime", "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).").wide(),
+        Column::string(
+            "OS-Image",
+            "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).",
+        )
+        .wide(),
+        Column::string(
+            "Kernel-Version",
+            "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).",
+        )
+        .wide(),
+        Column::string(
+            "Container-Runtime",
+            "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).",
+        )
+        .wide(),
     ],
     cells: node_cells,
 };
 
 fn node_cells(node: &Value, now: DateTime<Utc>) -> Vec<Value> {
     // Only the Ready condition counts; the last one wins if it is listed twice, as in Go's map.
-    let ready = list_at(node, &["status", "conditions"])
-        .iter()
-        .rev()
-        .find(|c| str_at(c, &["type"]) == "Ready")
-        .map(|c| {
+    let ready =
+        list_at(node, &["status", "conditions"]).iter().rev().find(|c| str_at(c, &["type"]) == "Ready").map(|c| {
             if str_at(c, &["status"]) == "True" {
                 "Ready"
             } else {
@@ -68,11 +67,7 @@ fn node_cells(node: &Value, now: DateTime<Utc>) -> Vec<Value> {
     vec![
         name(node),
         string(status.join(",")),
-        string(if roles.is_empty() {
-            "<none>".to_string()
-        } else {
-            roles.join(",")
-        }),
+        string(if roles.is_empty() { "<none>".to_string() } else { roles.join(",") }),
         age(node, now),
         string(str_at(node, &["status", "nodeInfo", "kubeletVersion"])),
         string(node_address(node, "InternalIP")),
@@ -129,11 +124,8 @@ fn service_cells(svc: &Value, now: DateTime<Utc>) -> Vec<Value> {
     let ports: Vec<String> = list_at(svc, &["spec", "ports"])
         .iter()
         .map(|p| {
-            let (port, node_port, protocol) = (
-                int_at(p, &["port"]),
-                int_at(p, &["nodePort"]),
-                str_at(p, &["protocol"]),
-            );
+            let (port, node_port, protocol) =
+                (int_at(p, &["port"]), int_at(p, &["nodePort"]), str_at(p, &["protocol"]));
             if node_port > 0 {
                 format!("{port}:{node_port}/{protocol}")
             } else {
@@ -146,21 +138,14 @@ fn service_cells(svc: &Value, now: DateTime<Utc>) -> Vec<Value> {
         string(str_at(svc, &["spec", "type"])),
         string(cluster_ip),
         string(service_external_ip(svc)),
-        string(if ports.is_empty() {
-            "<none>".to_string()
-        } else {
-            ports.join(",")
-        }),
+        string(if ports.is_empty() { "<none>".to_string() } else { ports.join(",") }),
         age(svc, now),
         string(format_labels(map_at(svc, &["spec", "selector"]))),
     ]
 }
 
 fn service_external_ip(svc: &Value) -> String {
-    let external: Vec<&str> = list_at(svc, &["spec", "externalIPs"])
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let external: Vec<&str> = list_at(svc, &["spec", "externalIPs"]).iter().filter_map(Value::as_str).collect();
     match str_at(svc, &["spec", "type"]) {
         "ClusterIP" | "NodePort" if !external.is_empty() => external.join(","),
         "ClusterIP" | "NodePort" => "<none>".to_string(),
@@ -194,14 +179,7 @@ pub(crate) fn load_balancer_ingress(obj: &Value) -> Vec<String> {
 }
 
 pub(crate) const ENDPOINTS: Printer = Printer {
-    columns: &[
-        NAME,
-        Column::string(
-            "Endpoints",
-            "The set of all endpoints is the union of all subsets.",
-        ),
-        AGE,
-    ],
+    columns: &[NAME, Column::string("Endpoints", "The set of all endpoints is the union of all subsets."), AGE],
     cells: |ep, now| vec![name(ep), string(format_endpoints(ep)), age(ep, now)],
 };
 
@@ -237,10 +215,7 @@ fn format_endpoints(ep: &Value) -> String {
                     more = true;
                     break;
                 }
-                list.push(join_host_port(
-                    str_at(address, &["ip"]),
-                    int_at(port, &["port"]),
-                ));
+                list.push(join_host_port(str_at(address, &["ip"]), int_at(port, &["port"])));
             }
         }
     }
@@ -262,11 +237,7 @@ pub(crate) fn join_host_port(host: &str, port: i64) -> String {
 }
 
 pub(crate) const CONFIG_MAP: Printer = Printer {
-    columns: &[
-        NAME,
-        Column::string("Data", "Data contains the configuration data."),
-        AGE,
-    ],
+    columns: &[NAME, Column::string("Data", "Data contains the configuration data."), AGE],
     cells: |cm, now| {
         let count = map_len(cm, &["data"]) + map_len(cm, &["binaryData"]);
         vec![name(cm), Value::from(count), age(cm, now)]
@@ -276,32 +247,15 @@ pub(crate) const CONFIG_MAP: Printer = Printer {
 pub(crate) const SECRET: Printer = Printer {
     columns: &[
         NAME,
-        Column::string(
-            "Type",
-            "Used to facilitate programmatic handling of secret data.",
-        ),
+        Column::string("Type", "Used to facilitate programmatic handling of secret data."),
         Column::string("Data", "Data contains the secret data."),
         AGE,
     ],
     cells: |secret, now| {
         // stringData is merged into data when a Secret is decoded upstream; count the union.
-        let mut keys: BTreeSet<&String> = map_at(secret, &["data"])
-            .into_iter()
-            .flatten()
-            .map(|(k, _)| k)
-            .collect();
-        keys.extend(
-            map_at(secret, &["stringData"])
-                .into_iter()
-                .flatten()
-                .map(|(k, _)| k),
-        );
-        vec![
-            name(secret),
-            string(str_at(secret, &["type"])),
-            Value::from(keys.len()),
-            age(secret, now),
-        ]
+        let mut keys: BTreeSet<&String> = map_at(secret, &["data"]).into_iter().flatten().map(|(k, _)| k).collect();
+        keys.extend(map_at(secret, &["stringData"]).into_iter().flatten().map(|(k, _)| k));
+        vec![name(secret), string(str_at(secret, &["type"])), Value::from(keys.len()), age(secret, now)]
     },
 };
 
@@ -342,10 +296,7 @@ mod tests {
                     json!({"metadata": {"name": "old", "creationTimestamp": ago(65), "deletionTimestamp": ago(1)}, "status": {"phase": "Terminating"}}),
                     row!["old", "Terminating", "65s"],
                 ),
-                (
-                    json!({"metadata": {"name": "bare"}}),
-                    row!["bare", "", "<unknown>"],
-                ),
+                (json!({"metadata": {"name": "bare"}}), row!["bare", "", "<unknown>"]),
             ],
         );
     }
@@ -428,28 +379,12 @@ mod tests {
                     json!({"metadata": meta("web"), "spec": {"type": "NodePort", "clusterIP": "10.43.0.10", "clusterIPs": ["10.43.0.10"],
                     "ports": [{"port": 80, "nodePort": 30080, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}],
                     "selector": {"app": "web", "tier": "fe"}}}),
-                    row![
-                        "web",
-                        "NodePort",
-                        "10.43.0.10",
-                        "<none>",
-                        "80:30080/TCP,53/UDP",
-                        "3m20s",
-                        "app=web,tier=fe"
-                    ],
+                    row!["web", "NodePort", "10.43.0.10", "<none>", "80:30080/TCP,53/UDP", "3m20s", "app=web,tier=fe"],
                 ),
                 (
                     json!({"metadata": meta("kubernetes"), "spec": {"type": "ClusterIP", "clusterIP": "10.43.0.1",
                     "externalIPs": ["192.0.2.1", "192.0.2.2"], "ports": [{"port": 443, "protocol": "TCP"}]}}),
-                    row![
-                        "kubernetes",
-                        "ClusterIP",
-                        "10.43.0.1",
-                        "192.0.2.1,192.0.2.2",
-                        "443/TCP",
-                        "3m20s",
-                        "<none>"
-                    ],
+                    row!["kubernetes", "ClusterIP", "10.43.0.1", "192.0.2.1,192.0.2.2", "443/TCP", "3m20s", "<none>"],
                 ),
                 (
                     json!({"metadata": meta("lb"), "spec": {"type": "LoadBalancer", "clusterIPs": ["10.43.0.7"],
@@ -467,39 +402,15 @@ mod tests {
                 ),
                 (
                     json!({"metadata": meta("pending"), "spec": {"type": "LoadBalancer", "clusterIP": "10.43.0.8"}}),
-                    row![
-                        "pending",
-                        "LoadBalancer",
-                        "10.43.0.8",
-                        "<pending>",
-                        "<none>",
-                        "3m20s",
-                        "<none>"
-                    ],
+                    row!["pending", "LoadBalancer", "10.43.0.8", "<pending>", "<none>", "3m20s", "<none>"],
                 ),
                 (
                     json!({"metadata": meta("db"), "spec": {"type": "ExternalName", "externalName": "db.example.com"}}),
-                    row![
-                        "db",
-                        "ExternalName",
-                        "<none>",
-                        "db.example.com",
-                        "<none>",
-                        "3m20s",
-                        "<none>"
-                    ],
+                    row!["db", "ExternalName", "<none>", "db.example.com", "<none>", "3m20s", "<none>"],
                 ),
                 (
                     json!({"metadata": meta("headless"), "spec": {"clusterIP": "None", "clusterIPs": ["None"]}}),
-                    row![
-                        "headless",
-                        "",
-                        "None",
-                        "<unknown>",
-                        "<none>",
-                        "3m20s",
-                        "<none>"
-                    ],
+                    row!["headless", "", "None", "<unknown>", "<none>", "3m20s", "<none>"],
                 ),
             ],
         );
@@ -520,20 +431,13 @@ mod tests {
                     json!({"metadata": meta, "subsets": [
                     {"addresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}], "ports": [{"port": 80}, {"port": 443}]},
                     {"addresses": [{"ip": "10.0.0.3"}], "ports": [{"port": 8080}]}]}),
-                    row![
-                        "web",
-                        "10.0.0.1:80,10.0.0.2:80,10.0.0.1:443 + 2 more...",
-                        "10s"
-                    ],
+                    row!["web", "10.0.0.1:80,10.0.0.2:80,10.0.0.1:443 + 2 more...", "10s"],
                 ),
                 (
                     json!({"metadata": meta, "subsets": [{"addresses": [{"ip": "10.0.0.9"}]}]}),
                     row!["web", "10.0.0.9", "10s"],
                 ),
-                (
-                    json!({"metadata": meta, "subsets": []}),
-                    row!["web", "<none>", "10s"],
-                ),
+                (json!({"metadata": meta, "subsets": []}), row!["web", "<none>", "10s"]),
                 (
                     json!({"metadata": meta, "subsets": [{"notReadyAddresses": [{"ip": "10.0.0.9"}], "ports": [{"port": 1}]}]}),
                     row!["web", "", "10s"],
@@ -571,10 +475,7 @@ mod tests {
         check(
             SERVICE_ACCOUNT,
             vec![
-                (
-                    json!({"metadata": meta, "secrets": [{"name": "tok"}]}),
-                    row!["x", 1, "90m"],
-                ),
+                (json!({"metadata": meta, "secrets": [{"name": "tok"}]}), row!["x", 1, "90m"]),
                 (json!({"metadata": meta}), row!["x", 0, "90m"]),
             ],
         );

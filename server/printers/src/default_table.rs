@@ -10,13 +10,7 @@ use crate::Printer;
 pub(crate) const PRINTER: Printer = Printer {
     columns: &[
         NAME,
-        Column {
-            name: "Created At",
-            type_: "date",
-            format: "",
-            description: CREATION_DESCRIPTION,
-            priority: 0,
-        },
+        Column { name: "Created At", type_: "date", format: "", description: CREATION_DESCRIPTION, priority: 0 },
     ],
     cells: |obj, _now| {
         // Go formats an unset time as its zero value rather than leaving the cell empty.
@@ -38,13 +32,7 @@ mod tests {
     #[test]
     fn name_and_created_at() {
         let role = json!({"metadata": {"name": "pod-reader", "creationTimestamp": "2024-04-30T08:15:00+02:00"}});
-        assert_eq!(
-            (PRINTER.cells)(&role, now()),
-            row!["pod-reader", "2024-04-30T06:15:00Z"]
-        );
-        assert_eq!(
-            (PRINTER.cells)(&json!({"metadata": {"name": "x"}}), now()),
-            row!["x", "0001-01-01T00:00:00Z"]
-        );
+        assert_eq!((PRINTER.cells)(&role, now()), row!["pod-reader", "2024-04-30T06:15:00Z"]);
+        assert_eq!((PRINTER.cells)(&json!({"metadata": {"name": "x"}}), now()), row!["x", "0001-01-01T00:00:00Z"]);
     }
 }

@@ -130,23 +130,9 @@ mod tests {
                     "eventTime": "2024-05-01T11:59:50.123456Z",
                     "reportingController": "edge-controller", "reportingInstance": "edge-1",
                     "series": {"count": 7, "lastObservedTime": "2024-05-01T11:59:58.000000Z"}}),
-                row![
-                    "2s",
-                    "Normal",
-                    "LeaderElection",
-                    "lease",
-                    "",
-                    "edge-controller, edge-1",
-                    "",
-                    "9s",
-                    7,
-                    "e3"
-                ],
+                row!["2s", "Normal", "LeaderElection", "lease", "", "edge-controller, edge-1", "", "9s", 7, "e3"],
             ),
-            (
-                json!({"metadata": {"name": "e4"}}),
-                row!["<unknown>", "", "", "", "", "", "", "<unknown>", 1, "e4"],
-            ),
+            (json!({"metadata": {"name": "e4"}}), row!["<unknown>", "", "", "", "", "", "", "<unknown>", 1, "e4"]),
         ];
         for (obj, want) in cases {
             assert_eq!(cells(&obj, now()), want, "{obj}");

@@ -9,9 +9,7 @@ use crate::duration::human_duration;
 const EMPTY: &[Value] = &[];
 
 pub(crate) fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter()
-        .try_fold(v, |cur, key| cur.get(*key))
-        .filter(|found| !found.is_null())
+    path.iter().try_fold(v, |cur, key| cur.get(*key)).filter(|found| !found.is_null())
 }
 
 /// A nested object; absent when missing, null or not an object (Go's nil pointer).
@@ -44,15 +42,10 @@ pub(crate) fn bool_at(v: &Value, path: &[&str]) -> bool {
 }
 
 pub(crate) fn list_at<'a>(v: &'a Value, path: &[&str]) -> &'a [Value] {
-    at(v, path)
-        .and_then(Value::as_array)
-        .map_or(EMPTY, Vec::as_slice)
+    at(v, path).and_then(Value::as_array).map_or(EMPTY, Vec::as_slice)
 }
 
-pub(crate) fn map_at<'a>(
-    v: &'a Value,
-    path: &[&str],
-) -> Option<&'a serde_json::Map<String, Value>> {
+pub(crate) fn map_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a serde_json::Map<String, Value>> {
     at(v, path).and_then(Value::as_object)
 }
 
@@ -62,9 +55,7 @@ pub(crate) fn map_len(v: &Value, path: &[&str]) -> usize {
 
 /// A metav1.Time or MicroTime; Go's zero time (how some clients spell "unset") counts as absent.
 pub(crate) fn time_at(v: &Value, path: &[&str]) -> Option<DateTime<Utc>> {
-    let parsed = DateTime::parse_from_rfc3339(opt_str(v, path)?)
-        .ok()?
-        .with_timezone(&Utc);
+    let parsed = DateTime::parse_from_rfc3339(opt_str(v, path)?).ok()?.with_timezone(&Utc);
     (parsed.timestamp() != GO_ZERO_TIME).then_some(parsed)
 }
 
@@ -93,9 +84,7 @@ pub(crate) fn deleting(obj: &Value) -> bool {
 }
 
 pub(crate) fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    map_at(obj, &["metadata", "annotations"])?
-        .get(key)?
-        .as_str()
+    map_at(obj, &["metadata", "annotations"])?.get(key)?.as_str()
 }
 
 /// A resource.Quantity as upstream prints it; `None` when unset (Go prints a nil *Quantity as

@@ -9,22 +9,15 @@ pub(crate) enum SelectorError {
     #[error("{0:?} is not a valid label selector operator")]
     UnknownOperator(String),
     #[error("operator {operator} for key {key:?} needs {expected}")]
-    BadValues {
-        key: String,
-        operator: &'static str,
-        expected: &'static str,
-    },
+    BadValues { key: String, operator: &'static str, expected: &'static str },
     #[error("label selector is not an object")]
     NotAnObject,
 }
 
 /// "k1=v1,k2=v2" with keys sorted, or "<none>" for an empty or missing map.
 pub(crate) fn format_labels(labels: Option<&Map<String, Value>>) -> String {
-    let mut pairs: Vec<String> = labels
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-        .collect();
+    let mut pairs: Vec<String> =
+        labels.into_iter().flatten().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
     pairs.sort();
     if pairs.is_empty() {
         "<none>".to_string()
@@ -71,32 +64,13 @@ pub(crate) fn selector_string(selector: Option<&Value>) -> Result<String, Select
         return Err(SelectorError::NotAnObject);
     }
     let mut requirements = Vec::new();
-    for (key, value) in selector
-        .get("matchLabels")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
-        requirements.push(Requirement {
-            key,
-            operator: Operator::Equals,
-            values: vec![value.as_str().unwrap_or("")],
-        });
+    for (key, value) in selector.get("matchLabels").and_then(Value::as_object).into_iter().flatten() {
+        requirements.push(Requirement { key, operator: Operator::Equals, values: vec![value.as_str().unwrap_or("")] });
     }
-    for expr in selector
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for expr in selector.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
         let key = expr.get("key").and_then(Value::as_str).unwrap_or("");
-        let values: Vec<&str> = expr
-            .get("values")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        let values: Vec<&str> =
+            expr.get("values").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
         let op_name = expr.get("operator").and_then(Value::as_str).unwrap_or("");
         let (operator, needs_values) = match op_name {
             "In" => (Operator::In, true),
@@ -108,30 +82,14 @@ pub(crate) fn selector_string(selector: Option<&Value>) -> Result<String, Select
         if needs_values == values.is_empty() {
             return Err(SelectorError::BadValues {
                 key: key.to_string(),
-                operator: if needs_values {
-                    "In/NotIn"
-                } else {
-                    "Exists/DoesNotExist"
-                },
-                expected: if needs_values {
-                    "at least one value"
-                } else {
-                    "no values"
-                },
+                operator: if needs_values { "In/NotIn" } else { "Exists/DoesNotExist" },
+                expected: if needs_values { "at least one value" } else { "no values" },
             });
         }
-        requirements.push(Requirement {
-            key,
-            operator,
-            values,
-        });
+        requirements.push(Requirement { key, operator, values });
     }
     requirements.sort_by(|a, b| a.key.cmp(b.key));
-    Ok(requirements
-        .into_iter()
-        .map(Requirement::render)
-        .collect::<Vec<_>>()
-        .join(","))
+    Ok(requirements.into_iter().map(Requirement::render).collect::<Vec<_>>().join(","))
 }
 
 /// Upstream's metav1.FormatLabelSelector: "<none>" when empty, "<error>" when invalid.
@@ -162,18 +120,9 @@ mod tests {
                     {"key": "canary", "operator": "DoesNotExist", "values": []}]}),
                 Ok("app=web,!canary,env notin (prod),tier in (a,b),x"),
             ),
-            (
-                json!({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]}),
-                Err(()),
-            ),
-            (
-                json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["v"]}]}),
-                Err(()),
-            ),
-            (
-                json!({"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]}),
-                Err(()),
-            ),
+            (json!({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]}), Err(())),
+            (json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["v"]}]}), Err(())),
+            (json!({"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]}), Err(())),
             (json!("app=web"), Err(())),
         ];
         for (selector, want) in cases {
@@ -185,14 +134,9 @@ mod tests {
     #[test]
     fn format_label_selector_marks_empty_and_invalid() {
         assert_eq!(format_label_selector(None), "<none>");
+        assert_eq!(format_label_selector(Some(&json!({"matchLabels": {"app": "db"}}))), "app=db");
         assert_eq!(
-            format_label_selector(Some(&json!({"matchLabels": {"app": "db"}}))),
-            "app=db"
-        );
-        assert_eq!(
-            format_label_selector(Some(
-                &json!({"matchExpressions": [{"key": "a", "operator": "?"}]})
-            )),
+            format_label_selector(Some(&json!({"matchExpressions": [{"key": "a", "operator": "?"}]}))),
             "<error>"
         );
     }

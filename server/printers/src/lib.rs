@@ -154,11 +154,7 @@ mod tests {
                 assert_eq!(cols[0].name, "Last Seen");
                 assert_eq!(cols.last().map(|c| (c.name, c.priority)), Some(("Name", 1)));
             } else {
-                assert_eq!(
-                    (cols[0].name, cols[0].format),
-                    ("Name", "name"),
-                    "{group}/{kind}"
-                );
+                assert_eq!((cols[0].name, cols[0].format), ("Name", "name"), "{group}/{kind}");
             }
         }
     }

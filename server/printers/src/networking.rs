@@ -11,7 +11,10 @@ use crate::Printer;
 pub(crate) const INGRESS: Printer = Printer {
     columns: &[
         NAME,
-        Column::string("Class", "The name of the IngressClass resource that should be used for additional configuration"),
+        Column::string(
+            "Class",
+            "The name of the IngressClass resource that should be used for additional configuration",
+        ),
         Column::string("Hosts", "Hosts that incoming requests are matched against before the ingress rule"),
         Column::string("Address", "Address is a list containing ingress points for the load-balancer"),
         Column::string("Ports", "Ports of TLS configurations that open"),
@@ -39,11 +42,7 @@ fn ingress_cells(ing: &Value, now: DateTime<Utc>) -> Vec<Value> {
         (false, true) => format!("{} + {} more...", hosts.join(","), rules.len() - MAX),
         (false, false) => hosts.join(","),
     };
-    let ports = if list_at(ing, &["spec", "tls"]).is_empty() {
-        "80"
-    } else {
-        "80, 443"
-    };
+    let ports = if list_at(ing, &["spec", "tls"]).is_empty() { "80" } else { "80, 443" };
     vec![
         name(ing),
         string(opt_str(ing, &["spec", "ingressClassName"]).unwrap_or("<none>")),
@@ -58,14 +57,8 @@ fn ingress_cells(ing: &Value, now: DateTime<Utc>) -> Vec<Value> {
 pub(crate) const INGRESS_CLASS: Printer = Printer {
     columns: &[
         NAME,
-        Column::string(
-            "Controller",
-            "Controller that is responsible for handling this class",
-        ),
-        Column::string(
-            "Parameters",
-            "A reference to a resource with additional parameters",
-        ),
+        Column::string("Controller", "Controller that is responsible for handling this class"),
+        Column::string("Parameters", "A reference to a resource with additional parameters"),
         AGE,
     ],
     cells: |class, now| {
@@ -79,39 +72,23 @@ pub(crate) const INGRESS_CLASS: Printer = Printer {
                 format!("{kind}/{}", str_at(p, &["name"]))
             },
         );
-        vec![
-            name(class),
-            string(str_at(class, &["spec", "controller"])),
-            string(parameters),
-            age(class, now),
-        ]
+        vec![name(class), string(str_at(class, &["spec", "controller"])), string(parameters), age(class, now)]
     },
 };
 
 pub(crate) const ENDPOINT_SLICE: Printer = Printer {
     columns: &[
         NAME,
-        Column::string(
-            "AddressType",
-            "addressType specifies the type of address carried by this EndpointSlice.",
-        ),
-        Column::string(
-            "Ports",
-            "ports specifies the list of network ports exposed by each endpoint in this slice.",
-        ),
-        Column::string(
-            "Endpoints",
-            "endpoints is a list of unique endpoints in this slice.",
-        ),
+        Column::string("AddressType", "addressType specifies the type of address carried by this EndpointSlice."),
+        Column::string("Ports", "ports specifies the list of network ports exposed by each endpoint in this slice."),
+        Column::string("Endpoints", "endpoints is a list of unique endpoints in this slice."),
         AGE,
     ],
     cells: |slice, now| {
-        let ports = list_at(slice, &["ports"])
-            .iter()
-            .map(|p| match opt_int(p, &["port"]) {
-                Some(port) => port.to_string(),
-                None => opt_str(p, &["name"]).unwrap_or("*").to_string(),
-            });
+        let ports = list_at(slice, &["ports"]).iter().map(|p| match opt_int(p, &["port"]) {
+            Some(port) => port.to_string(),
+            None => opt_str(p, &["name"]).unwrap_or("*").to_string(),
+        });
         let addresses = list_at(slice, &["endpoints"])
             .iter()
             .flat_map(|e| list_at(e, &["addresses"]))
@@ -184,12 +161,7 @@ mod tests {
             (
                 json!({"metadata": {"name": "nginx", "creationTimestamp": ago(61)}, "spec": {"controller": "k8s.io/ingress-nginx",
                     "parameters": {"apiGroup": "k8s.example.com", "kind": "IngressParameters", "name": "external-lb"}}}),
-                row![
-                    "nginx",
-                    "k8s.io/ingress-nginx",
-                    "IngressParameters.k8s.example.com/external-lb",
-                    "61s"
-                ],
+                row!["nginx", "k8s.io/ingress-nginx", "IngressParameters.k8s.example.com/external-lb", "61s"],
             ),
             (
                 json!({"metadata": {"name": "cm"}, "spec": {"controller": "example.com/ctl", "parameters": {"kind": "ConfigMap", "name": "p"}}}),
@@ -212,13 +184,7 @@ mod tests {
                 json!({"metadata": {"name": "web-abc12", "creationTimestamp": ago(5)}, "addressType": "IPv4",
                     "ports": [{"name": "http", "port": 80, "protocol": "TCP"}, {"name": "metrics"}, {}],
                     "endpoints": [{"addresses": ["10.42.0.5"]}, {"addresses": ["10.42.1.5", "10.42.1.6"]}, {"addresses": ["10.42.2.5"]}]}),
-                row![
-                    "web-abc12",
-                    "IPv4",
-                    "80,metrics,*",
-                    "10.42.0.5,10.42.1.5,10.42.1.6 + 1 more...",
-                    "5s"
-                ],
+                row!["web-abc12", "IPv4", "80,metrics,*", "10.42.0.5,10.42.1.5,10.42.1.6 + 1 more...", "5s"],
             ),
             (
                 json!({"metadata": {"name": "empty"}, "addressType": "IPv6"}),

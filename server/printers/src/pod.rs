@@ -7,9 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::column::{Column, AGE, NAME};
-use crate::fields::{
-    age, bool_at, deleting, int_at, list_at, name, object, opt_bool, since, str_at, string, time_at,
-};
+use crate::fields::{age, bool_at, deleting, int_at, list_at, name, object, opt_bool, since, str_at, string, time_at};
 use crate::Printer;
 
 pub(crate) const PRINTER: Printer = Printer {
@@ -56,25 +54,20 @@ fn exit_reason(terminated: &Value) -> String {
 fn cells(pod: &Value, now: DateTime<Utc>) -> Vec<Value> {
     let init_specs = list_at(pod, &["spec", "initContainers"]);
     // Sidecars (init containers with restartPolicy Always) count as regular containers.
-    let restartable: HashSet<&str> = init_specs
-        .iter()
-        .filter(|c| str_at(c, &["restartPolicy"]) == "Always")
-        .map(|c| str_at(c, &["name"]))
-        .collect();
+    let restartable: HashSet<&str> =
+        init_specs.iter().filter(|c| str_at(c, &["restartPolicy"]) == "Always").map(|c| str_at(c, &["name"])).collect();
     let total = list_at(pod, &["spec", "containers"]).len()
-        + init_specs
-            .iter()
-            .filter(|c| str_at(c, &["restartPolicy"]) == "Always")
-            .count();
+        + init_specs.iter().filter(|c| str_at(c, &["restartPolicy"]) == "Always").count();
 
     let phase = str_at(pod, &["status", "phase"]);
     let mut reason = match str_at(pod, &["status", "reason"]) {
         "" => phase.to_string(),
         r => r.to_string(),
     };
-    if list_at(pod, &["status", "conditions"]).iter().any(|c| {
-        str_at(c, &["type"]) == "PodScheduled" && str_at(c, &["reason"]) == "SchedulingGated"
-    }) {
+    if list_at(pod, &["status", "conditions"])
+        .iter()
+        .any(|c| str_at(c, &["type"]) == "PodScheduled" && str_at(c, &["reason"]) == "SchedulingGated")
+    {
         reason = "SchedulingGated".to_string();
     }
 
@@ -84,10 +77,7 @@ fn cells(pod: &Value, now: DateTime<Utc>) -> Vec<Value> {
     let mut last_restart = None;
     let mut last_restartable_restart = None;
     let mut initializing = false;
-    for (i, status) in list_at(pod, &["status", "initContainerStatuses"])
-        .iter()
-        .enumerate()
-    {
+    for (i, status) in list_at(pod, &["status", "initContainerStatuses"]).iter().enumerate() {
         let count = int_at(status, &["restartCount"]);
         restarts += count;
         last_restart = later(last_restart, last_terminated(status));
@@ -112,8 +102,7 @@ fn cells(pod: &Value, now: DateTime<Utc>) -> Vec<Value> {
                 "" => format!("Init:{}", exit_reason(t)),
                 r => format!("Init:{r}"),
             }
-        } else if let Some(r) = waiting_reason.filter(|r| !r.is_empty() && *r != "PodInitializing")
-        {
+        } else if let Some(r) = waiting_reason.filter(|r| !r.is_empty() && *r != "PodInitializing") {
             format!("Init:{r}")
         } else {
             format!("Init:{i}/{}", init_specs.len())
@@ -130,8 +119,7 @@ fn cells(pod: &Value, now: DateTime<Utc>) -> Vec<Value> {
         for status in list_at(pod, &["status", "containerStatuses"]).iter().rev() {
             restarts += int_at(status, &["restartCount"]);
             last_restart = later(last_restart, last_terminated(status));
-            let waiting_reason =
-                object(status, &["state", "waiting"]).map_or("", |w| str_at(w, &["reason"]));
+            let waiting_reason = object(status, &["state", "waiting"]).map_or("", |w| str_at(w, &["reason"]));
             let terminated = object(status, &["state", "terminated"]);
             if !waiting_reason.is_empty() {
                 reason = waiting_reason.to_string();
@@ -140,20 +128,14 @@ fn cells(pod: &Value, now: DateTime<Utc>) -> Vec<Value> {
                     "" => exit_reason(t),
                     r => r.to_string(),
                 };
-            } else if bool_at(status, &["ready"]) && object(status, &["state", "running"]).is_some()
-            {
+            } else if bool_at(status, &["ready"]) && object(status, &["state", "running"]).is_some() {
                 has_running = true;
                 ready += 1;
             }
         }
         // A container that is still running keeps a pod with a completed container Running.
         if reason == "Completed" && has_running {
-            reason = if condition_true(pod, "Ready") {
-                "Running"
-            } else {
-                "NotReady"
-            }
-            .to_string();
+            reason = if condition_true(pod, "Ready") { "Running" } else { "NotReady" }.to_string();
         }
     }
 
@@ -192,9 +174,7 @@ fn or_none(s: &str) -> &str {
 /// status.podIP is authoritative when set (as in upstream's v1 conversion), else podIPs[0].
 fn pod_ip(pod: &Value) -> &str {
     match str_at(pod, &["status", "podIP"]) {
-        "" => list_at(pod, &["status", "podIPs"])
-            .first()
-            .map_or("", |ip| str_at(ip, &["ip"])),
+        "" => list_at(pod, &["status", "podIPs"]).first().map_or("", |ip| str_at(ip, &["ip"])),
         ip => ip,
     }
 }
@@ -210,10 +190,7 @@ fn readiness_gates(pod: &Value) -> String {
         .iter()
         .filter(|gate| {
             let kind = str_at(gate, &["conditionType"]);
-            conditions
-                .iter()
-                .find(|c| str_at(c, &["type"]) == kind)
-                .is_some_and(|c| str_at(c, &["status"]) == "True")
+            conditions.iter().find(|c| str_at(c, &["type"]) == kind).is_some_and(|c| str_at(c, &["status"]) == "True")
         })
         .count();
     format!("{passing}/{}", gates.len())
@@ -227,9 +204,7 @@ mod tests {
     use serde_json::json;
 
     fn containers(n: usize) -> Vec<Value> {
-        (0..n)
-            .map(|i| json!({"name": format!("c{i}"), "image": "busybox"}))
-            .collect()
+        (0..n).map(|i| json!({"name": format!("c{i}"), "image": "busybox"})).collect()
     }
 
     fn running(ready: bool, restarts: i64) -> Value {
@@ -358,13 +333,7 @@ mod tests {
                 {"ready": false, "restartCount": 4, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
                  "lastState": {"terminated": {"exitCode": 1, "finishedAt": ago(75)}}}]}),
                 ),
-                row![
-                    "crash",
-                    "0/1",
-                    "CrashLoopBackOff",
-                    "4 (75s ago)",
-                    "<unknown>"
-                ],
+                row!["crash", "0/1", "CrashLoopBackOff", "4 (75s ago)", "<unknown>"],
             ),
             (
                 pod(
@@ -459,13 +428,7 @@ mod tests {
                     json!({"phase": "Pending", "initContainerStatuses": [
                 {"restartCount": 1, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}),
                 ),
-                row![
-                    "initcrash",
-                    "0/1",
-                    "Init:CrashLoopBackOff",
-                    "1",
-                    "<unknown>"
-                ],
+                row!["initcrash", "0/1", "Init:CrashLoopBackOff", "1", "<unknown>"],
             ),
             (
                 init_pod(
@@ -520,10 +483,7 @@ mod tests {
                 "containerStatuses": [running(true, 1)]}
         });
         // The completed plain init container's restarts no longer count once the pod is initialized.
-        assert_eq!(
-            &cells(&obj, now())[..4],
-            &row!["sidecar", "2/2", "Running", "3 (30s ago)"][..]
-        );
+        assert_eq!(&cells(&obj, now())[..4], &row!["sidecar", "2/2", "Running", "3 (30s ago)"][..]);
     }
 
     #[test]
@@ -538,37 +498,18 @@ mod tests {
         });
         assert_eq!(
             cells(&deleting, now()),
-            row![
-                "web-0",
-                "1/1",
-                "Terminating",
-                "0",
-                "6m40s",
-                "10.42.0.7",
-                "edge-1",
-                "<none>",
-                "1/2"
-            ]
+            row!["web-0", "1/1", "Terminating", "0", "6m40s", "10.42.0.7", "edge-1", "<none>", "1/2"]
         );
 
         let lost = json!({"metadata": {"name": "lost", "deletionTimestamp": ago(3)},
                           "status": {"phase": "Running", "reason": "NodeLost", "podIPs": [{"ip": "fd00::8"}], "nominatedNodeName": "edge-2"}});
         assert_eq!(
             cells(&lost, now()),
-            row![
-                "lost",
-                "0/0",
-                "Unknown",
-                "0",
-                "<unknown>",
-                "fd00::8",
-                "<none>",
-                "edge-2",
-                "<none>"
-            ]
+            row!["lost", "0/0", "Unknown", "0", "<unknown>", "fd00::8", "<none>", "edge-2", "<none>"]
         );
 
-        let finished = json!({"metadata": {"name": "done", "deletionTimestamp": ago(3)}, "status": {"phase": "Succeeded"}});
+        let finished =
+            json!({"metadata": {"name": "done", "deletionTimestamp": ago(3)}, "status": {"phase": "Succeeded"}});
         assert_eq!(cells(&finished, now())[2], json!("Succeeded"));
     }
 }

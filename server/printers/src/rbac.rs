@@ -8,7 +8,10 @@ use crate::Printer;
 pub(crate) const BINDING: Printer = Printer {
     columns: &[
         NAME,
-        Column::string("Role", "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace."),
+        Column::string(
+            "Role",
+            "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace.",
+        ),
         AGE,
         Column::string("Users", "Users in the roleBinding").wide(),
         Column::string("Groups", "Groups in the roleBinding").wide(),
@@ -19,7 +22,9 @@ pub(crate) const BINDING: Printer = Printer {
         for subject in list_at(binding, &["subjects"]) {
             let subject_name = str_at(subject, &["name"]);
             match str_at(subject, &["kind"]) {
-                "ServiceAccount" => service_accounts.push(format!("{}/{subject_name}", str_at(subject, &["namespace"]))),
+                "ServiceAccount" => {
+                    service_accounts.push(format!("{}/{subject_name}", str_at(subject, &["namespace"])))
+                }
                 "User" => users.push(subject_name.to_string()),
                 "Group" => groups.push(subject_name.to_string()),
                 // Upstream collects other kinds separately and does not print them.
@@ -54,14 +59,7 @@ mod tests {
                     "subjects": [{"kind": "User", "name": "alice"}, {"kind": "Group", "name": "system:masters"},
                                  {"kind": "User", "name": "bob"}, {"kind": "ServiceAccount", "name": "deployer", "namespace": "ci"},
                                  {"kind": "Robot", "name": "r2"}]}),
-                row![
-                    "admins",
-                    "ClusterRole/cluster-admin",
-                    "400d",
-                    "alice, bob",
-                    "system:masters",
-                    "ci/deployer"
-                ],
+                row!["admins", "ClusterRole/cluster-admin", "400d", "alice, bob", "system:masters", "ci/deployer"],
             ),
             (
                 json!({"metadata": {"name": "reader"}, "roleRef": {"kind": "Role", "name": "pod-reader"}}),

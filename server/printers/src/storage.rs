@@ -4,9 +4,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::column::{Column, AGE, NAME};
-use crate::fields::{
-    age, annotation, deleting, list_at, name, object, opt_bool, opt_str, quantity, str_at, string,
-};
+use crate::fields::{age, annotation, deleting, list_at, name, object, opt_bool, opt_str, quantity, str_at, string};
 use crate::Printer;
 
 /// The beta annotation that still overrides spec.storageClassName upstream.
@@ -30,22 +28,16 @@ pub(crate) const PERSISTENT_VOLUME: Printer = Printer {
 };
 
 fn pv_cells(pv: &Value, now: DateTime<Utc>) -> Vec<Value> {
-    let claim = object(pv, &["spec", "claimRef"]).map_or(String::new(), |c| {
-        format!("{}/{}", str_at(c, &["namespace"]), str_at(c, &["name"]))
-    });
-    let class = annotation(pv, BETA_STORAGE_CLASS)
-        .unwrap_or_else(|| str_at(pv, &["spec", "storageClassName"]));
+    let claim = object(pv, &["spec", "claimRef"])
+        .map_or(String::new(), |c| format!("{}/{}", str_at(c, &["namespace"]), str_at(c, &["name"])));
+    let class = annotation(pv, BETA_STORAGE_CLASS).unwrap_or_else(|| str_at(pv, &["spec", "storageClassName"]));
     vec![
         name(pv),
         // A missing quantity is Go's zero Quantity, which prints "0".
         string(quantity(pv, &["spec", "capacity", "storage"]).unwrap_or_else(|| "0".to_string())),
         string(access_modes(list_at(pv, &["spec", "accessModes"]))),
         string(str_at(pv, &["spec", "persistentVolumeReclaimPolicy"])),
-        string(if deleting(pv) {
-            "Terminating"
-        } else {
-            str_at(pv, &["status", "phase"])
-        }),
+        string(if deleting(pv) { "Terminating" } else { str_at(pv, &["status", "phase"]) }),
         string(claim),
         string(class),
         string(opt_str(pv, &["spec", "volumeAttributesClassName"]).unwrap_or("<unset>")),
@@ -58,30 +50,14 @@ fn pv_cells(pv: &Value, now: DateTime<Utc>) -> Vec<Value> {
 pub(crate) const PERSISTENT_VOLUME_CLAIM: Printer = Printer {
     columns: &[
         NAME,
-        Column::string(
-            "Status",
-            "phase represents the current phase of PersistentVolumeClaim.",
-        ),
-        Column::string(
-            "Volume",
-            "volumeName is the binding reference to the PersistentVolume backing this claim.",
-        ),
-        Column::string(
-            "Capacity",
-            "capacity represents the actual resources of the underlying volume.",
-        ),
-        Column::string(
-            "Access Modes",
-            "accessModes contains the actual access modes the volume backing the PVC has.",
-        ),
+        Column::string("Status", "phase represents the current phase of PersistentVolumeClaim."),
+        Column::string("Volume", "volumeName is the binding reference to the PersistentVolume backing this claim."),
+        Column::string("Capacity", "capacity represents the actual resources of the underlying volume."),
+        Column::string("Access Modes", "accessModes contains the actual access modes the volume backing the PVC has."),
         Column::string("StorageClass", "StorageClass of the pvc"),
         Column::string("VolumeAttributesClass", "VolumeAttributesClass of the pvc"),
         AGE,
-        Column::string(
-            "VolumeMode",
-            "volumeMode defines what type of volume is required by the claim.",
-        )
-        .wide(),
+        Column::string("VolumeMode", "volumeMode defines what type of volume is required by the claim.").wide(),
     ],
     cells: pvc_cells,
 };
@@ -97,16 +73,11 @@ fn pvc_cells(pvc: &Value, now: DateTime<Utc>) -> Vec<Value> {
             access_modes(list_at(pvc, &["status", "accessModes"])),
         )
     };
-    let class = annotation(pvc, BETA_STORAGE_CLASS)
-        .or_else(|| opt_str(pvc, &["spec", "storageClassName"]))
-        .unwrap_or("");
+    let class =
+        annotation(pvc, BETA_STORAGE_CLASS).or_else(|| opt_str(pvc, &["spec", "storageClassName"])).unwrap_or("");
     vec![
         name(pvc),
-        string(if deleting(pvc) {
-            "Terminating"
-        } else {
-            str_at(pvc, &["status", "phase"])
-        }),
+        string(if deleting(pvc) { "Terminating" } else { str_at(pvc, &["status", "phase"]) }),
         string(volume),
         string(capacity),
         string(modes),
@@ -120,17 +91,12 @@ fn pvc_cells(pvc: &Value, now: DateTime<Utc>) -> Vec<Value> {
 /// "RWO,ROX,RWX,RWOP" in that fixed order, duplicates and unknown modes dropped.
 fn access_modes(modes: &[Value]) -> String {
     let has = |mode: &str| modes.iter().any(|m| m.as_str() == Some(mode));
-    [
-        ("ReadWriteOnce", "RWO"),
-        ("ReadOnlyMany", "ROX"),
-        ("ReadWriteMany", "RWX"),
-        ("ReadWriteOncePod", "RWOP"),
-    ]
-    .iter()
-    .filter(|(mode, _)| has(mode))
-    .map(|(_, short)| *short)
-    .collect::<Vec<_>>()
-    .join(",")
+    [("ReadWriteOnce", "RWO"), ("ReadOnlyMany", "ROX"), ("ReadWriteMany", "RWX"), ("ReadWriteOncePod", "RWOP")]
+        .iter()
+        .filter(|(mode, _)| has(mode))
+        .map(|(_, short)| *short)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub(crate) const STORAGE_CLASS: Printer = Printer {
@@ -221,17 +187,7 @@ mod tests {
                     "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
                              "storageClassName": "local-path", "volumeName": "pvc-123", "volumeMode": "Filesystem"},
                     "status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "2Gi"}}}),
-                row![
-                    "data",
-                    "Bound",
-                    "pvc-123",
-                    "2Gi",
-                    "RWO",
-                    "local-path",
-                    "<unset>",
-                    "90s",
-                    "Filesystem"
-                ],
+                row!["data", "Bound", "pvc-123", "2Gi", "RWO", "local-path", "<unset>", "90s", "Filesystem"],
             ),
             (
                 json!({"metadata": {"name": "waiting", "creationTimestamp": ago(5)},
@@ -243,17 +199,7 @@ mod tests {
                 json!({"metadata": {"name": "gone", "deletionTimestamp": ago(1),
                                  "annotations": {"volume.beta.kubernetes.io/storage-class": "old"}},
                     "spec": {"storageClassName": "new", "volumeName": "pv-9"}, "status": {"phase": "Bound"}}),
-                row![
-                    "gone",
-                    "Terminating",
-                    "pv-9",
-                    "0",
-                    "",
-                    "old",
-                    "<unset>",
-                    "<unknown>",
-                    "<unset>"
-                ],
+                row!["gone", "Terminating", "pv-9", "0", "", "old", "<unset>", "<unknown>", "<unset>"],
             ),
         ];
         for (obj, want) in cases {
@@ -269,26 +215,12 @@ mod tests {
                                  "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
                     "provisioner": "rancher.io/local-path", "reclaimPolicy": "Delete",
                     "volumeBindingMode": "WaitForFirstConsumer", "allowVolumeExpansion": true}),
-                row![
-                    "local-path (default)",
-                    "rancher.io/local-path",
-                    "Delete",
-                    "WaitForFirstConsumer",
-                    true,
-                    "10d"
-                ],
+                row!["local-path (default)", "rancher.io/local-path", "Delete", "WaitForFirstConsumer", true, "10d"],
             ),
             (
                 json!({"metadata": {"name": "slow", "annotations": {"storageclass.beta.kubernetes.io/is-default-class": "false"}},
                     "provisioner": "example.com/nfs"}),
-                row![
-                    "slow",
-                    "example.com/nfs",
-                    "Delete",
-                    "Immediate",
-                    false,
-                    "<unknown>"
-                ],
+                row!["slow", "example.com/nfs", "Delete", "Immediate", false, "<unknown>"],
             ),
         ];
         for (obj, want) in cases {

@@ -12,29 +12,19 @@ use crate::wire::{read_varint, Fields, WireValue};
 /// Deep enough for any built-in object; bounds recursion on hostile input.
 pub(crate) const MAX_DEPTH: usize = 64;
 
-pub(crate) fn message(
-    msg: &'static Message,
-    bytes: &[u8],
-    depth: usize,
-) -> Result<Map<String, Value>, DecodeError> {
+pub(crate) fn message(msg: &'static Message, bytes: &[u8], depth: usize) -> Result<Map<String, Value>, DecodeError> {
     if depth > MAX_DEPTH {
         return Err(DecodeError::TooDeep(MAX_DEPTH));
     }
     let mut out = Map::new();
     for item in Fields::new(bytes) {
-        let (number, value) = item.map_err(|source| DecodeError::Wire {
-            message: msg.name,
-            source,
-        })?;
+        let (number, value) = item.map_err(|source| DecodeError::Wire { message: msg.name, source })?;
         let Some(field) = msg.field(number) else {
             // Go writes every non-pointer field, so a newer client may send zero values we do not know.
             if value.is_zero() {
                 continue;
             }
-            return Err(DecodeError::UnknownField {
-                message: msg.name,
-                number,
-            });
+            return Err(DecodeError::UnknownField { message: msg.name, number });
         };
         let cx = Cx { msg, field, depth };
         match field.shape {
@@ -46,19 +36,13 @@ pub(crate) fn message(
             }
             Shape::Repeated => {
                 let items = cx.repeated(value)?;
-                if let Value::Array(list) = out
-                    .entry(field.json)
-                    .or_insert_with(|| Value::Array(Vec::new()))
-                {
+                if let Value::Array(list) = out.entry(field.json).or_insert_with(|| Value::Array(Vec::new())) {
                     list.extend(items);
                 }
             }
             Shape::Map => {
                 let (key, v) = cx.map_entry(value)?;
-                if let Value::Object(map) = out
-                    .entry(field.json)
-                    .or_insert_with(|| Value::Object(Map::new()))
-                {
+                if let Value::Object(map) = out.entry(field.json).or_insert_with(|| Value::Object(Map::new())) {
                     map.insert(key, v);
                 }
             }
@@ -102,9 +86,7 @@ fn is_zero(value: &Value) -> bool {
     match value {
         Value::Null => true,
         Value::Bool(b) => !b,
-        Value::Number(n) => {
-            n.as_i64() == Some(0) || n.as_u64() == Some(0) || n.as_f64() == Some(0.0)
-        }
+        Value::Number(n) => n.as_i64() == Some(0) || n.as_u64() == Some(0) || n.as_f64() == Some(0.0),
         Value::String(s) => s.is_empty(),
         Value::Array(a) => a.is_empty(),
         Value::Object(o) => o.is_empty(),
@@ -121,9 +103,7 @@ struct Cx {
 impl Cx {
     fn value(&self, ty: Ty, wire: WireValue<'_>) -> Result<Value, DecodeError> {
         match (ty, wire) {
-            (Ty::Str, WireValue::Bytes(b)) => {
-                well_known::utf8(self.msg.name, self.field.json, b).map(Value::String)
-            }
+            (Ty::Str, WireValue::Bytes(b)) => well_known::utf8(self.msg.name, self.field.json, b).map(Value::String),
             (Ty::Bytes, WireValue::Bytes(b)) => Ok(Value::String(crate::base64::encode(b))),
             // int32 negatives are sign-extended to 64 bits on the wire; truncating recovers them.
             (Ty::Int32, WireValue::Varint(v)) => Ok(Value::from(v as i32)),
@@ -147,10 +127,8 @@ impl Cx {
             (Ty::Int32 | Ty::Int64 | Ty::Bool, WireValue::Bytes(mut packed)) => {
                 let mut out = Vec::new();
                 while !packed.is_empty() {
-                    let v = read_varint(&mut packed).map_err(|source| DecodeError::Wire {
-                        message: self.msg.name,
-                        source,
-                    })?;
+                    let v = read_varint(&mut packed)
+                        .map_err(|source| DecodeError::Wire { message: self.msg.name, source })?;
                     out.push(self.value(self.field.ty, WireValue::Varint(v))?);
                 }
                 Ok(out)
@@ -166,25 +144,15 @@ impl Cx {
         };
         let (mut key, mut value) = (String::new(), None);
         for item in Fields::new(entry) {
-            let (number, v) = item.map_err(|source| DecodeError::Wire {
-                message: self.msg.name,
-                source,
-            })?;
+            let (number, v) = item.map_err(|source| DecodeError::Wire { message: self.msg.name, source })?;
             match number {
                 1 => match v {
-                    WireValue::Bytes(b) => {
-                        key = well_known::utf8(self.msg.name, self.field.json, b)?
-                    }
+                    WireValue::Bytes(b) => key = well_known::utf8(self.msg.name, self.field.json, b)?,
                     other => return Err(self.wire_type(other)),
                 },
                 2 => value = Some(self.value(self.field.ty, v)?),
                 _ if v.is_zero() => {}
-                _ => {
-                    return Err(DecodeError::UnknownField {
-                        message: self.msg.name,
-                        number,
-                    })
-                }
+                _ => return Err(DecodeError::UnknownField { message: self.msg.name, number }),
             }
         }
         // An absent value is the value type's zero.
@@ -199,23 +167,13 @@ impl Cx {
     fn str_list(&self, bytes: &[u8]) -> Result<Value, DecodeError> {
         let mut items = Vec::new();
         for item in Fields::new(bytes) {
-            match item.map_err(|source| DecodeError::Wire {
-                message: self.msg.name,
-                source,
-            })? {
-                (1, WireValue::Bytes(b)) => items.push(Value::String(well_known::utf8(
-                    self.msg.name,
-                    self.field.json,
-                    b,
-                )?)),
+            match item.map_err(|source| DecodeError::Wire { message: self.msg.name, source })? {
+                (1, WireValue::Bytes(b)) => {
+                    items.push(Value::String(well_known::utf8(self.msg.name, self.field.json, b)?))
+                }
                 (_, v) if v.is_zero() => {}
                 (1, v) => return Err(self.wire_type(v)),
-                (number, _) => {
-                    return Err(DecodeError::UnknownField {
-                        message: self.msg.name,
-                        number,
-                    })
-                }
+                (number, _) => return Err(DecodeError::UnknownField { message: self.msg.name, number }),
             }
         }
         Ok(Value::Array(items))
@@ -225,19 +183,11 @@ impl Cx {
     fn raw_extension(&self, bytes: &[u8]) -> Result<Value, DecodeError> {
         let mut raw: &[u8] = &[];
         for item in Fields::new(bytes) {
-            match item.map_err(|source| DecodeError::Wire {
-                message: self.msg.name,
-                source,
-            })? {
+            match item.map_err(|source| DecodeError::Wire { message: self.msg.name, source })? {
                 (1, WireValue::Bytes(b)) => raw = b,
                 (_, v) if v.is_zero() => {}
                 (1, v) => return Err(self.wire_type(v)),
-                (number, _) => {
-                    return Err(DecodeError::UnknownField {
-                        message: self.msg.name,
-                        number,
-                    })
-                }
+                (number, _) => return Err(DecodeError::UnknownField { message: self.msg.name, number }),
             }
         }
         if raw.starts_with(envelope::MAGIC) {
@@ -247,11 +197,7 @@ impl Cx {
     }
 
     fn wire_type(&self, wire: WireValue<'_>) -> DecodeError {
-        DecodeError::WireType {
-            message: self.msg.name,
-            field: self.field.json,
-            wire_type: wire.wire_type(),
-        }
+        DecodeError::WireType { message: self.msg.name, field: self.field.json, wire_type: wire.wire_type() }
     }
 }
 

@@ -24,17 +24,9 @@ pub enum DecodeError {
     #[error("{message}: unknown field number {number} carries a non-zero value")]
     UnknownField { message: &'static str, number: u32 },
     #[error("{message}.{field}: wire type {wire_type} does not fit the field's type")]
-    WireType {
-        message: &'static str,
-        field: &'static str,
-        wire_type: u8,
-    },
+    WireType { message: &'static str, field: &'static str, wire_type: u8 },
     #[error("{message}.{field}: {reason}")]
-    InvalidValue {
-        message: &'static str,
-        field: &'static str,
-        reason: String,
-    },
+    InvalidValue { message: &'static str, field: &'static str, reason: String },
     #[error("objects nested deeper than {0} levels")]
     TooDeep(usize),
 }

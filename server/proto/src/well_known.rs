@@ -35,11 +35,7 @@ pub(crate) fn time(bytes: &[u8], precision: Precision) -> Result<Value, DecodeEr
         }
     }
     if !(0..1_000_000_000).contains(&nanos) {
-        return Err(invalid(
-            TIMESTAMP,
-            "nanos",
-            format!("{nanos} is out of range"),
-        ));
+        return Err(invalid(TIMESTAMP, "nanos", format!("{nanos} is out of range")));
     }
     format_rfc3339(seconds, nanos, precision).map(Value::String)
 }
@@ -51,24 +47,13 @@ fn format_rfc3339(seconds: i64, nanos: i32, precision: Precision) -> Result<Stri
     let (year, month, day) = civil_from_days(days);
     // Go refuses to marshal years it cannot write with four digits.
     if !(0..=9999).contains(&year) {
-        return Err(invalid(
-            TIMESTAMP,
-            "seconds",
-            format!("year {year} is outside [0,9999]"),
-        ));
+        return Err(invalid(TIMESTAMP, "seconds", format!("year {year} is outside [0,9999]")));
     }
-    let (h, m, s) = (
-        secs_of_day / 3600,
-        secs_of_day % 3600 / 60,
-        secs_of_day % 60,
-    );
+    let (h, m, s) = (secs_of_day / 3600, secs_of_day % 3600 / 60, secs_of_day % 60);
     Ok(match precision {
         Precision::Seconds => format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z"),
         Precision::Micros => {
-            format!(
-                "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{:06}Z",
-                nanos / 1000
-            )
+            format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{:06}Z", nanos / 1000)
         }
     })
 }
@@ -113,11 +98,7 @@ pub(crate) fn int_or_string(bytes: &[u8]) -> Result<Value, DecodeError> {
     match kind {
         0 => Ok(Value::from(int_val)),
         1 => Ok(Value::String(str_val)),
-        other => Err(invalid(
-            INT_OR_STRING,
-            "type",
-            format!("unknown type {other}"),
-        )),
+        other => Err(invalid(INT_OR_STRING, "type", format!("unknown type {other}"))),
     }
 }
 
@@ -134,31 +115,19 @@ pub(crate) fn fields_v1(bytes: &[u8]) -> Result<Value, DecodeError> {
 }
 
 /// Parses embedded JSON; empty means absent.
-pub(crate) fn parse_json(
-    message: &'static str,
-    field: &'static str,
-    raw: &[u8],
-) -> Result<Value, DecodeError> {
+pub(crate) fn parse_json(message: &'static str, field: &'static str, raw: &[u8]) -> Result<Value, DecodeError> {
     if raw.is_empty() {
         return Ok(Value::Null);
     }
     serde_json::from_slice(raw).map_err(|e| invalid(message, field, format!("invalid JSON: {e}")))
 }
 
-pub(crate) fn utf8(
-    message: &'static str,
-    field: &'static str,
-    bytes: &[u8],
-) -> Result<String, DecodeError> {
+pub(crate) fn utf8(message: &'static str, field: &'static str, bytes: &[u8]) -> Result<String, DecodeError> {
     String::from_utf8(bytes.to_vec()).map_err(|_| invalid(message, field, "invalid UTF-8".into()))
 }
 
 pub(crate) fn invalid(message: &'static str, field: &'static str, reason: String) -> DecodeError {
-    DecodeError::InvalidValue {
-        message,
-        field,
-        reason,
-    }
+    DecodeError::InvalidValue { message, field, reason }
 }
 
 fn wire_item<'a>(
@@ -181,11 +150,7 @@ fn unexpected(
         return Ok(());
     }
     match number {
-        n if n <= last => Err(DecodeError::WireType {
-            message,
-            field,
-            wire_type: value.wire_type(),
-        }),
+        n if n <= last => Err(DecodeError::WireType { message, field, wire_type: value.wire_type() }),
         _ => Err(DecodeError::UnknownField { message, number }),
     }
 }
@@ -216,37 +181,14 @@ mod tests {
     fn times_format_like_go() {
         let cases: &[(i64, i32, Precision, Value)] = &[
             (0, 0, Precision::Seconds, json!("1970-01-01T00:00:00Z")),
-            (
-                1_704_164_645,
-                999_999_999,
-                Precision::Seconds,
-                json!("2024-01-02T03:04:05Z"),
-            ),
-            (
-                1_704_164_645,
-                123_456_789,
-                Precision::Micros,
-                json!("2024-01-02T03:04:05.123456Z"),
-            ),
-            (
-                951_782_400,
-                0,
-                Precision::Seconds,
-                json!("2000-02-29T00:00:00Z"),
-            ),
+            (1_704_164_645, 999_999_999, Precision::Seconds, json!("2024-01-02T03:04:05Z")),
+            (1_704_164_645, 123_456_789, Precision::Micros, json!("2024-01-02T03:04:05.123456Z")),
+            (951_782_400, 0, Precision::Seconds, json!("2000-02-29T00:00:00Z")),
             (-1, 0, Precision::Seconds, json!("1969-12-31T23:59:59Z")),
-            (
-                253_402_300_799,
-                0,
-                Precision::Seconds,
-                json!("9999-12-31T23:59:59Z"),
-            ),
+            (253_402_300_799, 0, Precision::Seconds, json!("9999-12-31T23:59:59Z")),
         ];
         for (seconds, nanos, precision, want) in cases {
-            assert_eq!(
-                &time(&timestamp(*seconds, *nanos), *precision).unwrap(),
-                want
-            );
+            assert_eq!(&time(&timestamp(*seconds, *nanos), *precision).unwrap(), want);
         }
         assert_eq!(time(&[], Precision::Seconds).unwrap(), Value::Null);
         assert!(time(&timestamp(253_402_300_800, 0), Precision::Seconds).is_err());
@@ -257,10 +199,7 @@ mod tests {
     fn int_or_string_forms() {
         let cases: &[(&[u8], Value)] = &[
             (&[0x08, 0x00, 0x10, 0x50, 0x1A, 0x00], json!(80)),
-            (
-                &[0x08, 0x01, 0x10, 0x00, 0x1A, 0x04, b'h', b't', b't', b'p'],
-                json!("http"),
-            ),
+            (&[0x08, 0x01, 0x10, 0x00, 0x1A, 0x04, b'h', b't', b't', b'p'], json!("http")),
             (&[0x08, 0x01, 0x1A, 0x03, b'2', b'5', b'%'], json!("25%")),
             (&[], json!(0)),
         ];
@@ -272,19 +211,10 @@ mod tests {
 
     #[test]
     fn quantity_and_fields_v1() {
-        assert_eq!(
-            quantity(&[0x0A, 0x04, b'1', b'0', b'0', b'm']).unwrap(),
-            json!("100m")
-        );
+        assert_eq!(quantity(&[0x0A, 0x04, b'1', b'0', b'0', b'm']).unwrap(), json!("100m"));
         assert_eq!(quantity(&[]).unwrap(), json!("0"));
-        assert_eq!(
-            fields_v1(b"\x0A\x0A{\"f:a\":{}}").unwrap(),
-            json!({"f:a": {}})
-        );
+        assert_eq!(fields_v1(b"\x0A\x0A{\"f:a\":{}}").unwrap(), json!({"f:a": {}}));
         assert!(fields_v1(b"\x0A\x01{").is_err());
-        assert!(matches!(
-            quantity(&[0x10, 0x01]),
-            Err(DecodeError::UnknownField { number: 2, .. })
-        ));
+        assert!(matches!(quantity(&[0x10, 0x01]), Err(DecodeError::UnknownField { number: 2, .. })));
     }
 }

@@ -65,8 +65,7 @@ impl<'a> Fields<'a> {
             0 => WireValue::Varint(read_varint(&mut self.buf)?),
             1 => WireValue::Fixed64(u64::from_le_bytes(take_array(&mut self.buf)?)),
             2 => {
-                let len = usize::try_from(read_varint(&mut self.buf)?)
-                    .map_err(|_| WireError::Truncated)?;
+                let len = usize::try_from(read_varint(&mut self.buf)?).map_err(|_| WireError::Truncated)?;
                 WireValue::Bytes(take(&mut self.buf, len)?)
             }
             5 => WireValue::Fixed32(u32::from_le_bytes(take_array(&mut self.buf)?)),
@@ -135,22 +134,14 @@ mod tests {
         let cases: &[(&[u8], Parsed<'_>)] = &[
             (&[], Ok(vec![])),
             (&[0x08, 0x96, 0x01], Ok(vec![(1, WireValue::Varint(150))])),
-            (
-                &[0x12, 0x02, b'h', b'i'],
-                Ok(vec![(2, WireValue::Bytes(b"hi"))]),
-            ),
+            (&[0x12, 0x02, b'h', b'i'], Ok(vec![(2, WireValue::Bytes(b"hi"))])),
             (&[0x1D, 1, 0, 0, 0], Ok(vec![(3, WireValue::Fixed32(1))])),
-            (
-                &[0x21, 2, 0, 0, 0, 0, 0, 0, 0],
-                Ok(vec![(4, WireValue::Fixed64(2))]),
-            ),
+            (&[0x21, 2, 0, 0, 0, 0, 0, 0, 0], Ok(vec![(4, WireValue::Fixed64(2))])),
             // Field 16 needs a two-byte key.
             (&[0x80, 0x01, 0x00], Ok(vec![(16, WireValue::Varint(0))])),
             // Negative int32 is sign-extended to ten bytes.
             (
-                &[
-                    0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01,
-                ],
+                &[0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01],
                 Ok(vec![(1, WireValue::Varint(u64::MAX))]),
             ),
         ];
@@ -166,12 +157,7 @@ mod tests {
             (&[0x08, 0x80], WireError::Truncated),
             (&[0x12, 0x05, b'a'], WireError::Truncated),
             (&[0x1D, 1, 0], WireError::Truncated),
-            (
-                &[
-                    0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01,
-                ],
-                WireError::VarintTooLong,
-            ),
+            (&[0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01], WireError::VarintTooLong),
             (&[0x0B], WireError::BadWireType(3)),
             (&[0x00, 0x00], WireError::BadFieldNumber),
         ];

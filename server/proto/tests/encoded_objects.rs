@@ -23,10 +23,7 @@ use serde_json::{json, Value};
 
 fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
     let unknown = Unknown {
-        type_meta: Some(TypeMeta {
-            api_version: Some(api_version.into()),
-            kind: Some(kind.into()),
-        }),
+        type_meta: Some(TypeMeta { api_version: Some(api_version.into()), kind: Some(kind.into()) }),
         raw: Some(raw),
         content_encoding: Some(String::new()),
         content_type: Some(String::new()),
@@ -41,17 +38,11 @@ fn s(v: &str) -> Option<String> {
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
 }
 
 fn quantities(pairs: &[(&str, &str)]) -> BTreeMap<String, Quantity> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), Quantity { string: s(v) }))
-        .collect()
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), Quantity { string: s(v) })).collect()
 }
 
 /// ObjectMeta as Go writes it for a new object: every non-pointer field present, zero-valued.
@@ -71,19 +62,11 @@ fn new_meta(name: &str, namespace: &str, labels: BTreeMap<String, String>) -> me
 }
 
 fn int_or_str_int(v: i32) -> IntOrString {
-    IntOrString {
-        r#type: Some(0),
-        int_val: Some(v),
-        str_val: s(""),
-    }
+    IntOrString { r#type: Some(0), int_val: Some(v), str_val: s("") }
 }
 
 fn int_or_str_str(v: &str) -> IntOrString {
-    IntOrString {
-        r#type: Some(1),
-        int_val: Some(0),
-        str_val: s(v),
-    }
+    IntOrString { r#type: Some(1), int_val: Some(0), str_val: s(v) }
 }
 
 /// A Container as kubectl's Go structs write it: all non-pointer fields zero unless given.
@@ -164,11 +147,8 @@ fn decodes_objects_like_kubectl_sends_them() {
                 "Secret",
                 core::Secret {
                     metadata: Some(new_meta("tls", "default", BTreeMap::new())),
-                    data: [
-                        ("tls.key".to_owned(), vec![0x30, 0x82, 0x01, 0x00, 0xFF]),
-                        ("empty".to_owned(), vec![]),
-                    ]
-                    .into(),
+                    data: [("tls.key".to_owned(), vec![0x30, 0x82, 0x01, 0x00, 0xFF]), ("empty".to_owned(), vec![])]
+                        .into(),
                     r#type: s("kubernetes.io/tls"),
                     ..Default::default()
                 }
@@ -393,13 +373,8 @@ fn decodes_objects_like_kubectl_sends_them() {
                             username: s("alice"),
                             uid: s(""),
                             groups: vec!["system:authenticated".into()],
-                            extra: [(
-                                "scopes".to_owned(),
-                                authn::ExtraValue {
-                                    items: vec!["a".into(), "b".into()],
-                                },
-                            )]
-                            .into(),
+                            extra: [("scopes".to_owned(), authn::ExtraValue { items: vec!["a".into(), "b".into()] })]
+                                .into(),
                         }),
                     }),
                 }
@@ -416,9 +391,7 @@ fn decodes_objects_like_kubectl_sends_them() {
                 "ControllerRevision",
                 apps::ControllerRevision {
                     metadata: Some(new_meta("web-1", "", BTreeMap::new())),
-                    data: Some(RawExtension {
-                        raw: Some(br#"{"spec":{"template":{}}}"#.to_vec()),
-                    }),
+                    data: Some(RawExtension { raw: Some(br#"{"spec":{"template":{}}}"#.to_vec()) }),
                     revision: Some(1),
                 }
                 .encode_to_vec(),
@@ -433,10 +406,7 @@ fn decodes_objects_like_kubectl_sends_them() {
                 "Event",
                 events::Event {
                     metadata: Some(new_meta("e", "", BTreeMap::new())),
-                    event_time: Some(meta::MicroTime {
-                        seconds: Some(1_704_164_645),
-                        nanos: Some(123_456_000),
-                    }),
+                    event_time: Some(meta::MicroTime { seconds: Some(1_704_164_645), nanos: Some(123_456_000) }),
                     reporting_controller: s("edge"),
                     reporting_instance: s(""),
                     action: s("Pull"),
@@ -478,18 +448,12 @@ fn create_deployment() -> apps::Deployment {
         metadata: Some(new_meta("web", "", app.clone())),
         spec: Some(apps::DeploymentSpec {
             replicas: Some(3),
-            selector: Some(meta::LabelSelector {
-                match_labels: app.clone(),
-                match_expressions: vec![],
-            }),
+            selector: Some(meta::LabelSelector { match_labels: app.clone(), match_expressions: vec![] }),
             template: Some(core::PodTemplateSpec {
                 metadata: Some(new_meta("", "", app)),
                 spec: Some(go_pod_spec(vec![nginx])),
             }),
-            strategy: Some(apps::DeploymentStrategy {
-                r#type: s(""),
-                rolling_update: None,
-            }),
+            strategy: Some(apps::DeploymentStrategy { r#type: s(""), rolling_update: None }),
             min_ready_seconds: Some(0),
             paused: Some(false),
             ..Default::default()
@@ -522,19 +486,13 @@ fn full_deployment() -> apps::Deployment {
     pod.termination_grace_period_seconds = Some(30);
     pod.restart_policy = s("Always");
     pod.node_selector = labels(&[("kubernetes.io/os", "linux")]);
-    pod.security_context = Some(core::PodSecurityContext {
-        run_as_non_root: Some(true),
-        fs_group: Some(2000),
-        ..Default::default()
-    });
+    pod.security_context =
+        Some(core::PodSecurityContext { run_as_non_root: Some(true), fs_group: Some(2000), ..Default::default() });
     pod.volumes = vec![
         core::Volume {
             name: s("cache"),
             volume_source: Some(core::VolumeSource {
-                empty_dir: Some(core::EmptyDirVolumeSource {
-                    medium: s(""),
-                    size_limit: None,
-                }),
+                empty_dir: Some(core::EmptyDirVolumeSource { medium: s(""), size_limit: None }),
                 ..Default::default()
             }),
         },
@@ -542,14 +500,8 @@ fn full_deployment() -> apps::Deployment {
             name: s("conf"),
             volume_source: Some(core::VolumeSource {
                 config_map: Some(core::ConfigMapVolumeSource {
-                    local_object_reference: Some(core::LocalObjectReference {
-                        name: s("web-conf"),
-                    }),
-                    items: vec![core::KeyToPath {
-                        key: s("nginx.conf"),
-                        path: s("nginx.conf"),
-                        mode: None,
-                    }],
+                    local_object_reference: Some(core::LocalObjectReference { name: s("web-conf") }),
+                    items: vec![core::KeyToPath { key: s("nginx.conf"), path: s("nginx.conf"), mode: None }],
                     default_mode: Some(0o644),
                     optional: None,
                 }),
@@ -559,10 +511,7 @@ fn full_deployment() -> apps::Deployment {
         core::Volume {
             name: s("host"),
             volume_source: Some(core::VolumeSource {
-                host_path: Some(core::HostPathVolumeSource {
-                    path: s("/var/log"),
-                    r#type: None,
-                }),
+                host_path: Some(core::HostPathVolumeSource { path: s("/var/log"), r#type: None }),
                 ..Default::default()
             }),
         },
@@ -571,20 +520,13 @@ fn full_deployment() -> apps::Deployment {
     c.command = vec!["nginx".into(), "-g".into(), "daemon off;".into()];
     c.image_pull_policy = s("IfNotPresent");
     c.env = vec![
-        core::EnvVar {
-            name: s("MODE"),
-            value: s("prod"),
-            value_from: None,
-        },
+        core::EnvVar { name: s("MODE"), value: s("prod"), value_from: None },
         // value "" is omitempty; valueFrom is the payload.
         core::EnvVar {
             name: s("POD_IP"),
             value: s(""),
             value_from: Some(core::EnvVarSource {
-                field_ref: Some(core::ObjectFieldSelector {
-                    api_version: s("v1"),
-                    field_path: s("status.podIP"),
-                }),
+                field_ref: Some(core::ObjectFieldSelector { api_version: s("v1"), field_path: s("status.podIP") }),
                 ..Default::default()
             }),
         },
@@ -636,19 +578,14 @@ fn full_deployment() -> apps::Deployment {
     c.liveness_probe = Some(http_probe("/healthz"));
     c.readiness_probe = Some(core::Probe {
         handler: Some(core::ProbeHandler {
-            tcp_socket: Some(core::TcpSocketAction {
-                port: Some(int_or_str_str("http")),
-                host: s(""),
-            }),
+            tcp_socket: Some(core::TcpSocketAction { port: Some(int_or_str_str("http")), host: s("") }),
             ..Default::default()
         }),
         ..Default::default()
     });
     c.lifecycle = Some(core::Lifecycle {
         pre_stop: Some(core::LifecycleHandler {
-            exec: Some(core::ExecAction {
-                command: vec!["sleep".into(), "5".into()],
-            }),
+            exec: Some(core::ExecAction { command: vec!["sleep".into(), "5".into()] }),
             ..Default::default()
         }),
         ..Default::default()
@@ -657,10 +594,7 @@ fn full_deployment() -> apps::Deployment {
         allow_privilege_escalation: Some(false),
         read_only_root_filesystem: Some(true),
         run_as_user: Some(0),
-        capabilities: Some(core::Capabilities {
-            add: vec![],
-            drop: vec!["ALL".into()],
-        }),
+        capabilities: Some(core::Capabilities { add: vec![], drop: vec!["ALL".into()] }),
         ..Default::default()
     });
     d
@@ -723,14 +657,8 @@ fn namespace_full_meta() -> core::Namespace {
             uid: s("0b3b6a1c-7d5e-4c53-9d2e-3f1b2a4c5d6e"),
             resource_version: s("42"),
             generation: Some(3),
-            creation_timestamp: Some(meta::Time {
-                seconds: Some(1_704_164_645),
-                nanos: Some(0),
-            }),
-            deletion_timestamp: Some(meta::Time {
-                seconds: Some(1_704_164_700),
-                nanos: Some(0),
-            }),
+            creation_timestamp: Some(meta::Time { seconds: Some(1_704_164_645), nanos: Some(0) }),
+            deletion_timestamp: Some(meta::Time { seconds: Some(1_704_164_700), nanos: Some(0) }),
             deletion_grace_period_seconds: Some(0),
             labels: labels(&[("team", "a")]),
             annotations: labels(&[("note", "")]),
@@ -747,10 +675,7 @@ fn namespace_full_meta() -> core::Namespace {
                 manager: s("kubectl-create"),
                 operation: s("Update"),
                 api_version: s("v1"),
-                time: Some(meta::Time {
-                    seconds: Some(1_704_164_645),
-                    nanos: Some(0),
-                }),
+                time: Some(meta::Time { seconds: Some(1_704_164_645), nanos: Some(0) }),
                 fields_type: s("FieldsV1"),
                 fields_v1: Some(meta::FieldsV1 {
                     raw: Some(br#"{"f:metadata":{"f:labels":{".":{},"f:team":{}}}}"#.to_vec()),
@@ -758,13 +683,8 @@ fn namespace_full_meta() -> core::Namespace {
                 subresource: s(""),
             }],
         }),
-        spec: Some(core::NamespaceSpec {
-            finalizers: vec!["kubernetes".into()],
-        }),
-        status: Some(core::NamespaceStatus {
-            phase: s(""),
-            conditions: vec![],
-        }),
+        spec: Some(core::NamespaceSpec { finalizers: vec!["kubernetes".into()] }),
+        status: Some(core::NamespaceStatus { phase: s(""), conditions: vec![] }),
     }
 }
 
@@ -797,11 +717,8 @@ fn with_extra_field(mut raw: Vec<u8>, key: u8, payload: &[u8]) -> Vec<u8> {
 
 #[test]
 fn rejects_bad_bodies() {
-    let cm = core::ConfigMap {
-        metadata: Some(new_meta("cm", "", BTreeMap::new())),
-        ..Default::default()
-    }
-    .encode_to_vec();
+    let cm =
+        core::ConfigMap { metadata: Some(new_meta("cm", "", BTreeMap::new())), ..Default::default() }.encode_to_vec();
     let mut truncated = envelope("v1", "ConfigMap", cm.clone());
     truncated.push(0x08); // a key with no varint after it
     let wrong_magic = {
@@ -811,55 +728,34 @@ fn rejects_bad_bodies() {
     };
     type Check = fn(&DecodeError) -> bool;
     let cases: Vec<(&str, Vec<u8>, Check)> = vec![
-        ("wrong magic", wrong_magic, |e| {
-            matches!(e, DecodeError::BadMagic)
-        }),
+        ("wrong magic", wrong_magic, |e| matches!(e, DecodeError::BadMagic)),
         ("empty body", vec![], |e| matches!(e, DecodeError::BadMagic)),
-        ("truncated varint", truncated, |e| {
+        ("truncated varint", truncated, |e| matches!(e, DecodeError::Wire { .. })),
+        ("truncated inner message", envelope("v1", "ConfigMap", cm[..cm.len() - 2].to_vec()), |e| {
             matches!(e, DecodeError::Wire { .. })
         }),
-        (
-            "truncated inner message",
-            envelope("v1", "ConfigMap", cm[..cm.len() - 2].to_vec()),
-            |e| matches!(e, DecodeError::Wire { .. }),
-        ),
         (
             "unknown kind",
             envelope("v1", "Frobnicator", cm.clone()),
             |e| matches!(e, DecodeError::UnsupportedType { api_version, kind } if api_version == "v1" && kind == "Frobnicator"),
         ),
-        (
-            "known kind, unknown version",
-            envelope("apps/v1beta1", "Deployment", vec![]),
-            |e| matches!(e, DecodeError::UnsupportedType { .. }),
-        ),
+        ("known kind, unknown version", envelope("apps/v1beta1", "Deployment", vec![]), |e| {
+            matches!(e, DecodeError::UnsupportedType { .. })
+        }),
         // ConfigMap has fields 1-4; field 9 as varint 7 is data we cannot place.
         (
             "unknown non-zero field",
-            envelope(
-                "v1",
-                "ConfigMap",
-                with_extra_field(cm.clone(), 9 << 3, &[7]),
-            ),
+            envelope("v1", "ConfigMap", with_extra_field(cm.clone(), 9 << 3, &[7])),
             |e| matches!(e, DecodeError::UnknownField { message, number: 9 } if message.ends_with("ConfigMap")),
         ),
-        (
-            "string field sent as varint",
-            envelope(
-                "v1",
-                "ConfigMap",
-                with_extra_field(cm.clone(), 1 << 3, &[1]),
-            ),
-            |e| matches!(e, DecodeError::WireType { .. }),
-        ),
+        ("string field sent as varint", envelope("v1", "ConfigMap", with_extra_field(cm.clone(), 1 << 3, &[1])), |e| {
+            matches!(e, DecodeError::WireType { .. })
+        }),
         (
             "gzip payload",
             {
                 let unknown = Unknown {
-                    type_meta: Some(TypeMeta {
-                        api_version: s("v1"),
-                        kind: s("ConfigMap"),
-                    }),
+                    type_meta: Some(TypeMeta { api_version: s("v1"), kind: s("ConfigMap") }),
                     raw: Some(cm.clone()),
                     content_encoding: s("gzip"),
                     content_type: s(""),
@@ -879,21 +775,11 @@ fn rejects_bad_bodies() {
 
 #[test]
 fn ignores_unknown_zero_fields() {
-    let cm = core::ConfigMap {
-        metadata: Some(new_meta("cm", "", BTreeMap::new())),
-        ..Default::default()
-    }
-    .encode_to_vec();
-    let cases: &[(&str, u8, &[u8])] = &[
-        ("varint 0", 9 << 3, &[0]),
-        ("empty bytes", (10 << 3) | 2, &[0]),
-    ];
+    let cm =
+        core::ConfigMap { metadata: Some(new_meta("cm", "", BTreeMap::new())), ..Default::default() }.encode_to_vec();
+    let cases: &[(&str, u8, &[u8])] = &[("varint 0", 9 << 3, &[0]), ("empty bytes", (10 << 3) | 2, &[0])];
     for (name, key, payload) in cases {
-        let body = envelope(
-            "v1",
-            "ConfigMap",
-            with_extra_field(cm.clone(), *key, payload),
-        );
+        let body = envelope("v1", "ConfigMap", with_extra_field(cm.clone(), *key, payload));
         assert_eq!(
             decode(&body).unwrap_or_else(|e| panic!("{name}: {e}")),
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}}),
@@ -905,10 +791,7 @@ fn ignores_unknown_zero_fields() {
 #[test]
 fn json_payload_in_unknown_is_passed_through() {
     let unknown = Unknown {
-        type_meta: Some(TypeMeta {
-            api_version: s("v1"),
-            kind: s("ConfigMap"),
-        }),
+        type_meta: Some(TypeMeta { api_version: s("v1"), kind: s("ConfigMap") }),
         raw: Some(br#"{"metadata":{"name":"cm"},"data":{"a":"b"}}"#.to_vec()),
         content_encoding: s(""),
         content_type: s("application/json"),
@@ -946,10 +829,6 @@ fn supported_types() {
         ("example.com/v1", "Widget", false),
     ];
     for (api_version, kind, want) in cases {
-        assert_eq!(
-            is_supported(api_version, kind),
-            *want,
-            "{api_version} {kind}"
-        );
+        assert_eq!(is_supported(api_version, kind), *want, "{api_version} {kind}");
     }
 }

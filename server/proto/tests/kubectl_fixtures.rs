@@ -10,24 +10,15 @@ use std::path::Path;
 fn captured_kubectl_bodies_decode_to_expected_json() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut checked = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     entries.sort();
-    for pb in entries
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "pb"))
-    {
+    for pb in entries.iter().filter(|p| p.extension().is_some_and(|e| e == "pb")) {
         let body = std::fs::read(pb).unwrap();
         let want: serde_json::Value =
             serde_json::from_slice(&std::fs::read(pb.with_extension("json")).unwrap()).unwrap();
         let got = edge_proto::decode(&body).unwrap_or_else(|e| panic!("{}: {e}", pb.display()));
         assert_eq!(got, want, "{}", pb.display());
-        assert!(edge_proto::is_supported(
-            want["apiVersion"].as_str().unwrap(),
-            want["kind"].as_str().unwrap()
-        ));
+        assert!(edge_proto::is_supported(want["apiVersion"].as_str().unwrap(), want["kind"].as_str().unwrap()));
         checked += 1;
     }
     // configmap, secrets, namespace, deployment, services, serviceaccount, rbac, quota, job, cronjob,
@@ -39,19 +30,13 @@ fn captured_kubectl_bodies_decode_to_expected_json() {
 /// panic: the server feeds this untrusted request bodies.
 #[test]
 fn damaged_bodies_never_panic() {
-    let body =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/deployment.pb"))
-            .unwrap();
+    let body = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/deployment.pb")).unwrap();
     let mut errors = 0;
     for len in 0..body.len() {
         errors += usize::from(edge_proto::decode(&body[..len]).is_err());
     }
     // Only the last 4 bytes (empty contentEncoding/contentType) can go without breaking the envelope.
-    assert!(
-        errors >= body.len() - 4,
-        "{errors} of {} truncations failed",
-        body.len()
-    );
+    assert!(errors >= body.len() - 4, "{errors} of {} truncations failed", body.len());
     for i in 0..body.len() {
         for flip in [0x01u8, 0x80, 0xFF] {
             let mut damaged = body.clone();

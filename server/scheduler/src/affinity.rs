@@ -21,7 +21,9 @@ fn requirement_matches(r: &NodeSelectorRequirement, get: impl Fn(&str) -> Option
         "Gt" | "Lt" => {
             // Exactly one integer value is valid; anything else selects nothing.
             let [bound] = values else { return false };
-            let (Some(cur), Ok(bound)) = (current.and_then(|v| v.parse::<i64>().ok()), bound.parse::<i64>()) else { return false };
+            let (Some(cur), Ok(bound)) = (current.and_then(|v| v.parse::<i64>().ok()), bound.parse::<i64>()) else {
+                return false;
+            };
             if r.operator == "Gt" {
                 cur > bound
             } else {
@@ -53,7 +55,11 @@ pub fn required_matches(spec: &PodSpec, node: &Node) -> bool {
             return false;
         }
     }
-    let required = spec.affinity.as_ref().and_then(|a| a.node_affinity.as_ref()).and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref());
+    let required = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref());
     match required {
         None => true,
         Some(sel) => sel.node_selector_terms.iter().any(|t| term_matches(t, node)),
@@ -84,7 +90,8 @@ mod tests {
 
     fn spec_with_terms(terms: serde_json::Value) -> PodSpec {
         serde_json::from_value(json!({"containers": [], "affinity": {"nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}})).unwrap()
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}}))
+        .unwrap()
     }
 
     #[test]
@@ -109,7 +116,10 @@ mod tests {
             (json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]), true),
             (json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n2"]}]}]), false),
             // Terms are ORed; an empty term matches nothing; no terms match nothing.
-            (json!([{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["x"]}]}, {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]), true),
+            (
+                json!([{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["x"]}]}, {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]),
+                true,
+            ),
             (json!([{}]), false),
             (json!([]), false),
         ];
@@ -121,7 +131,9 @@ mod tests {
     #[test]
     fn node_selector_needs_every_label() {
         let n = node("n1", json!({"disk": "ssd", "zone": "a"}));
-        let spec = |sel: serde_json::Value| serde_json::from_value::<PodSpec>(json!({"containers": [], "nodeSelector": sel})).unwrap();
+        let spec = |sel: serde_json::Value| {
+            serde_json::from_value::<PodSpec>(json!({"containers": [], "nodeSelector": sel})).unwrap()
+        };
         assert!(required_matches(&spec(json!({"disk": "ssd"})), &n));
         assert!(required_matches(&spec(json!({"disk": "ssd", "zone": "a"})), &n));
         assert!(!required_matches(&spec(json!({"disk": "hdd"})), &n));

@@ -7,10 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
-use k8s_openapi::api::core::v1::{Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{
+    Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodSpec, PodTemplateSpec,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::json;
 
 use crate::{affinity, hash, taints};
@@ -57,7 +59,11 @@ fn daemon_pod_spec(ds: &DaemonSet, node: &str) -> PodSpec {
     taints::add_daemon_tolerations(&mut tolerations, spec.host_network.unwrap_or(false));
     spec.tolerations = Some(tolerations);
     let term = NodeSelectorTerm {
-        match_fields: Some(vec![NodeSelectorRequirement { key: "metadata.name".into(), operator: "In".into(), values: Some(vec![node.into()]) }]),
+        match_fields: Some(vec![NodeSelectorRequirement {
+            key: "metadata.name".into(),
+            operator: "In".into(),
+            values: Some(vec![node.into()]),
+        }]),
         match_expressions: None,
     };
     let aff = spec.affinity.get_or_insert_with(Default::default);
@@ -70,13 +76,15 @@ fn daemon_pod_spec(ds: &DaemonSet, node: &str) -> PodSpec {
 pub fn should_run(ds: &DaemonSet, node: &Node) -> (bool, bool) {
     let tmpl = template(ds).spec.unwrap_or_default();
     let name = node.metadata.name.as_deref().unwrap_or_default();
-    if tmpl.node_name.as_deref().is_some_and(|n| !n.is_empty() && n != name) || !affinity::required_matches(&tmpl, node) {
+    if tmpl.node_name.as_deref().is_some_and(|n| !n.is_empty() && n != name) || !affinity::required_matches(&tmpl, node)
+    {
         return (false, false);
     }
     let spec = daemon_pod_spec(ds, name);
     let tolerations = spec.tolerations.as_deref().unwrap_or_default();
     let node_taints = node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or_default();
-    let hard = |t: &k8s_openapi::api::core::v1::Taint| t.effect == taints::NO_SCHEDULE || t.effect == taints::NO_EXECUTE;
+    let hard =
+        |t: &k8s_openapi::api::core::v1::Taint| t.effect == taints::NO_SCHEDULE || t.effect == taints::NO_EXECUTE;
     if taints::find_untolerated(node_taints, tolerations, hard).is_some() {
         let evicting = taints::find_untolerated(node_taints, tolerations, |t| t.effect == taints::NO_EXECUTE).is_some();
         return (false, !evicting);
@@ -90,8 +98,19 @@ pub fn pod_node(pod: &Pod) -> Option<String> {
     if let Some(n) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
         return Some(n.to_string());
     }
-    let terms = &spec.affinity.as_ref()?.node_affinity.as_ref()?.required_during_scheduling_ignored_during_execution.as_ref()?.node_selector_terms;
-    terms.iter().flat_map(|t| t.match_fields.iter().flatten()).find(|r| r.key == "metadata.name" && r.operator == "In").and_then(|r| r.values.as_ref()?.first().cloned())
+    let terms = &spec
+        .affinity
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()?
+        .node_selector_terms;
+    terms
+        .iter()
+        .flat_map(|t| t.match_fields.iter().flatten())
+        .find(|r| r.key == "metadata.name" && r.operator == "In")
+        .and_then(|r| r.values.as_ref()?.first().cloned())
 }
 
 fn labels_hash(pod: &Pod) -> Option<&str> {
@@ -105,7 +124,8 @@ fn is_ready_since(pod: &Pod) -> Option<DateTime<Utc>> {
 
 /// Ready, and for at least minReadySeconds.
 pub fn is_available(pod: &Pod, min_ready_seconds: i32, now: DateTime<Utc>) -> bool {
-    is_ready_since(pod).is_some_and(|since| min_ready_seconds <= 0 || since + Duration::seconds(i64::from(min_ready_seconds)) <= now)
+    is_ready_since(pod)
+        .is_some_and(|since| min_ready_seconds <= 0 || since + Duration::seconds(i64::from(min_ready_seconds)) <= now)
 }
 
 fn created(pod: &Pod) -> Option<DateTime<Utc>> {
@@ -238,7 +258,9 @@ pub fn plan(o: &Observed) -> Plan {
         }
         let on_node = |n: &str| -> (Vec<&Pod>, Vec<&Pod>) {
             let pods = by_node.get(n).cloned().unwrap_or_default();
-            pods.into_iter().filter(|p| !deletes.contains(&name_of(p))).partition(|p| labels_hash(p) == Some(hash.as_str()))
+            pods.into_iter()
+                .filter(|p| !deletes.contains(&name_of(p)))
+                .partition(|p| labels_hash(p) == Some(hash.as_str()))
         };
         let nodes_with_pods: Vec<&String> = eligible.iter().filter(|n| all_by_node.contains_key(*n)).collect();
         if max_surge == 0 {
@@ -300,7 +322,13 @@ pub fn plan(o: &Observed) -> Plan {
     plan
 }
 
-fn status(o: &Observed, eligible: &[String], by_node: &BTreeMap<String, Vec<&Pod>>, hash: &str, min_ready: i32) -> DaemonSetStatus {
+fn status(
+    o: &Observed,
+    eligible: &[String],
+    by_node: &BTreeMap<String, Vec<&Pod>>,
+    hash: &str,
+    min_ready: i32,
+) -> DaemonSetStatus {
     let eligible: BTreeSet<&String> = eligible.iter().collect();
     let mut s = DaemonSetStatus {
         desired_number_scheduled: eligible.len() as i32,
@@ -370,7 +398,13 @@ fn plan_revisions(o: &Observed, hash: &str, plan: &mut Plan) {
         .revisions
         .iter()
         .filter(|r| r.metadata.name.as_deref() != Some(name.as_str()))
-        .filter(|r| !r.metadata.labels.as_ref().and_then(|l| l.get(REVISION_HASH_LABEL)).is_some_and(|h| in_use.contains(h.as_str())))
+        .filter(|r| {
+            !r.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(REVISION_HASH_LABEL))
+                .is_some_and(|h| in_use.contains(h.as_str()))
+        })
         .collect();
     if old.len() > limit {
         old.sort_by_key(|r| r.revision);

@@ -122,7 +122,11 @@ fn wanted_taints(node: &Node, conds: &[NodeCondition]) -> Vec<(&'static str, &'s
 }
 
 /// Plans node condition and taint updates; also returns when the next node goes stale.
-pub fn plan_nodes(observed: &[Observed], now: DateTime<Utc>, grace: Duration) -> (Vec<NodeAction>, Option<DateTime<Utc>>) {
+pub fn plan_nodes(
+    observed: &[Observed],
+    now: DateTime<Utc>,
+    grace: Duration,
+) -> (Vec<NodeAction>, Option<DateTime<Utc>>) {
     let mut actions = Vec::new();
     let mut next: Option<DateTime<Utc>> = None;
     for o in observed {
@@ -200,7 +204,12 @@ pub fn eviction_time(pod: &Pod, no_execute: &[&Taint], now: DateTime<Utc>) -> Op
 }
 
 fn pod_ready(pod: &Pod) -> bool {
-    pod.status.as_ref().and_then(|s| s.conditions.as_ref()).into_iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True")
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
 /// Plans pod evictions and removals against the nodes as they will be after `plan_nodes`;
@@ -209,7 +218,9 @@ pub fn plan_pods(nodes: &[Node], pods: &[Pod], now: DateTime<Utc>) -> (Vec<PodAc
     let mut actions = Vec::new();
     let mut next: Option<DateTime<Utc>> = None;
     for pod in pods {
-        let Some(node_name) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty()) else { continue };
+        let Some(node_name) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty()) else {
+            continue;
+        };
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
         let Some(node) = nodes.iter().find(|n| n.metadata.name.as_deref() == Some(node_name)) else {
@@ -234,7 +245,14 @@ pub fn plan_pods(nodes: &[Node], pods: &[Pod], now: DateTime<Utc>) -> (Vec<PodAc
         if ready != Some("True") && pod_ready(pod) {
             actions.push(PodAction::MarkNotReady { namespace: namespace.clone(), name: name.clone() });
         }
-        let no_execute: Vec<&Taint> = node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or_default().iter().filter(|t| t.effect == NO_EXECUTE).collect();
+        let no_execute: Vec<&Taint> = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.as_deref())
+            .unwrap_or_default()
+            .iter()
+            .filter(|t| t.effect == NO_EXECUTE)
+            .collect();
         match eviction_time(pod, &no_execute, now) {
             Some(at) if at <= now => actions.push(PodAction::Evict { namespace, name }),
             Some(at) => next = Some(next.map_or(at, |n| n.min(at))),

@@ -44,7 +44,12 @@ impl Resources {
                 .and_then(|q| if milli { quantity::milli(&q.0).ok() } else { quantity::units(&q.0).ok() })
                 .unwrap_or(0)
         };
-        Resources { milli_cpu: get("cpu", true), memory: get("memory", false), ephemeral_storage: get("ephemeral-storage", false), pods: get("pods", false) }
+        Resources {
+            milli_cpu: get("cpu", true),
+            memory: get("memory", false),
+            ephemeral_storage: get("ephemeral-storage", false),
+            pods: get("pods", false),
+        }
     }
 }
 
@@ -56,7 +61,11 @@ fn container_requests(c: &Container) -> Resources {
     Resources {
         milli_cpu: if requests.milli_cpu == 0 { limits.milli_cpu } else { requests.milli_cpu },
         memory: if requests.memory == 0 { limits.memory } else { requests.memory },
-        ephemeral_storage: if requests.ephemeral_storage == 0 { limits.ephemeral_storage } else { requests.ephemeral_storage },
+        ephemeral_storage: if requests.ephemeral_storage == 0 {
+            limits.ephemeral_storage
+        } else {
+            requests.ephemeral_storage
+        },
         pods: 0,
     }
 }
@@ -122,21 +131,29 @@ mod tests {
     #[test]
     fn requests_sum_containers_and_respect_init_peaks() {
         let cases = [
-            (json!({"containers": [{"name": "a", "resources": {"requests": {"cpu": "100m", "memory": "1Gi"}}},
+            (
+                json!({"containers": [{"name": "a", "resources": {"requests": {"cpu": "100m", "memory": "1Gi"}}},
                                    {"name": "b", "resources": {"requests": {"cpu": "200m"}}}]}),
-             Resources { milli_cpu: 300, memory: 1 << 30, ephemeral_storage: 0, pods: 1 }),
+                Resources { milli_cpu: 300, memory: 1 << 30, ephemeral_storage: 0, pods: 1 },
+            ),
             // A big init container raises the effective request.
-            (json!({"containers": [{"name": "a", "resources": {"requests": {"cpu": "100m"}}}],
+            (
+                json!({"containers": [{"name": "a", "resources": {"requests": {"cpu": "100m"}}}],
                     "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "2"}}}]}),
-             Resources { milli_cpu: 2000, memory: 0, ephemeral_storage: 0, pods: 1 }),
+                Resources { milli_cpu: 2000, memory: 0, ephemeral_storage: 0, pods: 1 },
+            ),
             // A sidecar adds to the app containers.
-            (json!({"containers": [{"name": "a", "resources": {"requests": {"cpu": "100m"}}}],
+            (
+                json!({"containers": [{"name": "a", "resources": {"requests": {"cpu": "100m"}}}],
                     "initContainers": [{"name": "s", "restartPolicy": "Always", "resources": {"requests": {"cpu": "50m"}}}]}),
-             Resources { milli_cpu: 150, memory: 0, ephemeral_storage: 0, pods: 1 }),
+                Resources { milli_cpu: 150, memory: 0, ephemeral_storage: 0, pods: 1 },
+            ),
             // Limits stand in for missing requests; overhead adds.
-            (json!({"containers": [{"name": "a", "resources": {"limits": {"cpu": "1", "memory": "64Mi"}}}],
+            (
+                json!({"containers": [{"name": "a", "resources": {"limits": {"cpu": "1", "memory": "64Mi"}}}],
                     "overhead": {"cpu": "10m"}}),
-             Resources { milli_cpu: 1010, memory: 64 << 20, ephemeral_storage: 0, pods: 1 }),
+                Resources { milli_cpu: 1010, memory: 64 << 20, ephemeral_storage: 0, pods: 1 },
+            ),
         ];
         for (s, want) in cases {
             assert_eq!(pod_requests(&spec(s.clone()), false), want, "{s}");
@@ -145,7 +162,10 @@ mod tests {
 
     #[test]
     fn non_zero_requests_use_scoring_defaults() {
-        let r = pod_requests(&spec(json!({"containers": [{"name": "a"}, {"name": "b", "resources": {"requests": {"cpu": "1"}}}]})), true);
+        let r = pod_requests(
+            &spec(json!({"containers": [{"name": "a"}, {"name": "b", "resources": {"requests": {"cpu": "1"}}}]})),
+            true,
+        );
         assert_eq!(r.milli_cpu, 1100);
         assert_eq!(r.memory, 2 * DEFAULT_MEMORY_REQUEST);
         assert_eq!(pod_requests(&spec(json!({"containers": [{"name": "a"}]})), false).milli_cpu, 0);
@@ -153,9 +173,18 @@ mod tests {
 
     #[test]
     fn allocatable_falls_back_to_capacity() {
-        let n: Node = serde_json::from_value(json!({"metadata": {"name": "n"}, "status": {"capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"}}})).unwrap();
-        assert_eq!(node_allocatable(&n), Resources { milli_cpu: 4000, memory: 8 << 30, ephemeral_storage: 0, pods: 110 });
-        let n: Node = serde_json::from_value(json!({"metadata": {"name": "n"}, "status": {"capacity": {"cpu": "4"}, "allocatable": {"cpu": "3500m"}}})).unwrap();
+        let n: Node = serde_json::from_value(
+            json!({"metadata": {"name": "n"}, "status": {"capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"}}}),
+        )
+        .unwrap();
+        assert_eq!(
+            node_allocatable(&n),
+            Resources { milli_cpu: 4000, memory: 8 << 30, ephemeral_storage: 0, pods: 110 }
+        );
+        let n: Node = serde_json::from_value(
+            json!({"metadata": {"name": "n"}, "status": {"capacity": {"cpu": "4"}, "allocatable": {"cpu": "3500m"}}}),
+        )
+        .unwrap();
         assert_eq!(node_allocatable(&n).milli_cpu, 3500);
     }
 }

@@ -53,7 +53,9 @@ struct HostPort {
 impl HostPort {
     fn conflicts(&self, other: &HostPort) -> bool {
         let any = |ip: &str| ip.is_empty() || ip == "0.0.0.0" || ip == "::";
-        self.port == other.port && self.protocol == other.protocol && (any(&self.ip) || any(&other.ip) || self.ip == other.ip)
+        self.port == other.port
+            && self.protocol == other.protocol
+            && (any(&self.ip) || any(&other.ip) || self.ip == other.ip)
     }
 }
 
@@ -137,7 +139,8 @@ impl NodeState {
 pub fn filter(pod: &Pod, n: &NodeState) -> Vec<Reason> {
     let Some(spec) = &pod.spec else { return vec![Reason::NodeAffinity] };
     let tolerations = spec.tolerations.as_deref().unwrap_or_default();
-    if n.unschedulable() && !taints::tolerated(tolerations, &taints::taint(taints::UNSCHEDULABLE, taints::NO_SCHEDULE)) {
+    if n.unschedulable() && !taints::tolerated(tolerations, &taints::taint(taints::UNSCHEDULABLE, taints::NO_SCHEDULE))
+    {
         return vec![Reason::Unschedulable];
     }
     let hard = |t: &Taint| t.effect == taints::NO_SCHEDULE || t.effect == taints::NO_EXECUTE;
@@ -182,10 +185,16 @@ pub fn score(pod: &Pod, feasible: &[&NodeState]) -> Vec<i64> {
 
     let prefer_no_schedule: Vec<i64> = feasible
         .iter()
-        .map(|n| n.taints.iter().filter(|t| t.effect == taints::PREFER_NO_SCHEDULE && !taints::tolerated(tolerations, t)).count() as i64)
+        .map(|n| {
+            n.taints
+                .iter()
+                .filter(|t| t.effect == taints::PREFER_NO_SCHEDULE && !taints::tolerated(tolerations, t))
+                .count() as i64
+        })
         .collect();
     let preferred: Vec<i64> = feasible.iter().map(|n| affinity::preferred_weight(spec, &n.node)).collect();
-    let same_owner: Vec<i64> = feasible.iter().map(|n| owner.and_then(|o| n.owners.get(o)).copied().unwrap_or(0) as i64).collect();
+    let same_owner: Vec<i64> =
+        feasible.iter().map(|n| owner.and_then(|o| n.owners.get(o)).copied().unwrap_or(0) as i64).collect();
     let max = |v: &[i64]| v.iter().copied().max().unwrap_or(0);
     let (max_taint, max_pref, max_owner) = (max(&prefer_no_schedule), max(&preferred), max(&same_owner));
 
@@ -193,7 +202,8 @@ pub fn score(pod: &Pod, feasible: &[&NodeState]) -> Vec<i64> {
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            let taint = if max_taint == 0 { MAX_SCORE } else { MAX_SCORE - prefer_no_schedule[i] * MAX_SCORE / max_taint };
+            let taint =
+                if max_taint == 0 { MAX_SCORE } else { MAX_SCORE - prefer_no_schedule[i] * MAX_SCORE / max_taint };
             let pref = if max_pref == 0 { 0 } else { preferred[i] * MAX_SCORE / max_pref };
             let spread = if max_owner == 0 { MAX_SCORE } else { (max_owner - same_owner[i]) * MAX_SCORE / max_owner };
             let (least, balanced) = allocation_scores(&n.allocatable, &n.non_zero_requested, &req);
@@ -211,7 +221,8 @@ fn allocation_scores(alloc: &Resources, used: &Resources, req: &Resources) -> (i
         .map(|&(cap, want)| if cap <= 0 || want > cap { 0 } else { (cap - want) * MAX_SCORE / cap })
         .sum::<i64>()
         / 2;
-    let fractions: Vec<f64> = pairs.iter().map(|&(cap, want)| if cap <= 0 { 1.0 } else { (want as f64 / cap as f64).min(1.0) }).collect();
+    let fractions: Vec<f64> =
+        pairs.iter().map(|&(cap, want)| if cap <= 0 { 1.0 } else { (want as f64 / cap as f64).min(1.0) }).collect();
     let std = (fractions[0] - fractions[1]).abs() / 2.0;
     let balanced = ((1.0 - std) * MAX_SCORE as f64) as i64;
     (least, balanced)
@@ -297,7 +308,9 @@ pub fn is_pending(pod: &Pod) -> bool {
 /// Pods that occupy their node's resources: bound and not finished.
 pub fn occupies_node(pod: &Pod) -> bool {
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or_default();
-    pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty()) && phase != "Succeeded" && phase != "Failed"
+    pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty())
+        && phase != "Succeeded"
+        && phase != "Failed"
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -322,7 +335,10 @@ pub fn plan(pods: &[Pod], nodes: Vec<Node>) -> Vec<Decision> {
     pending.sort_by(|a, b| {
         let prio = |p: &Pod| p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
         let created = |p: &Pod| p.metadata.creation_timestamp.as_ref().map(|t| t.0);
-        prio(b).cmp(&prio(a)).then_with(|| created(a).cmp(&created(b))).then_with(|| a.metadata.name.cmp(&b.metadata.name))
+        prio(b)
+            .cmp(&prio(a))
+            .then_with(|| created(a).cmp(&created(b)))
+            .then_with(|| a.metadata.name.cmp(&b.metadata.name))
     });
     let mut decisions = Vec::new();
     for pod in pending {

@@ -43,7 +43,11 @@ pub fn tolerated(tolerations: &[Toleration], taint: &Taint) -> bool {
 
 /// The first taint accepted by `filter` that no toleration tolerates (upstream's
 /// `FindMatchingUntoleratedTaint`).
-pub fn find_untolerated<'a>(taints: &'a [Taint], tolerations: &[Toleration], filter: impl Fn(&Taint) -> bool) -> Option<&'a Taint> {
+pub fn find_untolerated<'a>(
+    taints: &'a [Taint],
+    tolerations: &[Toleration],
+    filter: impl Fn(&Taint) -> bool,
+) -> Option<&'a Taint> {
     taints.iter().filter(|t| filter(t)).find(|t| !tolerated(tolerations, t))
 }
 
@@ -79,7 +83,13 @@ pub fn add_daemon_tolerations(tolerations: &mut Vec<Toleration>, host_network: b
         wanted.push((NETWORK_UNAVAILABLE, NO_SCHEDULE));
     }
     for (key, effect) in wanted {
-        let t = Toleration { key: Some(key.into()), operator: Some("Exists".into()), effect: Some(effect.into()), value: None, toleration_seconds: None };
+        let t = Toleration {
+            key: Some(key.into()),
+            operator: Some("Exists".into()),
+            effect: Some(effect.into()),
+            value: None,
+            toleration_seconds: None,
+        };
         // "AddOrUpdate": a toleration for the same key and effect is replaced.
         tolerations.retain(|x| !(x.key.as_deref() == Some(key) && x.effect.as_deref() == Some(effect)));
         tolerations.push(t);
@@ -92,11 +102,22 @@ mod tests {
 
     fn tol(key: &str, op: &str, value: &str, effect: &str) -> Toleration {
         let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        Toleration { key: opt(key), operator: opt(op), value: opt(value), effect: opt(effect), toleration_seconds: None }
+        Toleration {
+            key: opt(key),
+            operator: opt(op),
+            value: opt(value),
+            effect: opt(effect),
+            toleration_seconds: None,
+        }
     }
 
     fn tn(key: &str, value: &str, effect: &str) -> Taint {
-        Taint { key: key.into(), value: (!value.is_empty()).then(|| value.to_string()), effect: effect.into(), time_added: None }
+        Taint {
+            key: key.into(),
+            value: (!value.is_empty()).then(|| value.to_string()),
+            effect: effect.into(),
+            time_added: None,
+        }
     }
 
     #[test]

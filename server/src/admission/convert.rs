@@ -23,7 +23,10 @@ fn cpu_utilization(metrics: Option<&Value>) -> Option<Value> {
     metrics?.as_array()?.iter().find_map(|m| {
         let r = m.get("resource")?;
         (m["type"] == "Resource" && r["name"] == "cpu").then(|| {
-            r.get("target").and_then(|t| t.get("averageUtilization")).or_else(|| r.get("current").and_then(|c| c.get("averageUtilization"))).cloned()
+            r.get("target")
+                .and_then(|t| t.get("averageUtilization"))
+                .or_else(|| r.get("current").and_then(|c| c.get("averageUtilization")))
+                .cloned()
         })?
     })
 }

@@ -28,7 +28,7 @@ fn ensure<'a>(obj: &'a mut Value, path: &[&str]) -> Option<&'a mut Map<String, V
     cur.as_object_mut()
 }
 
-fn each_object<'a>(v: Option<&'a mut Value>) -> impl Iterator<Item = &'a mut Map<String, Value>> {
+fn each_object(v: Option<&mut Value>) -> impl Iterator<Item = &mut Map<String, Value>> {
     v.and_then(Value::as_array_mut).into_iter().flatten().filter_map(Value::as_object_mut)
 }
 
@@ -132,7 +132,11 @@ pub fn apply(group: &str, kind: &str, obj: &mut Value, nodes: &NodeSettings) {
                 default(spec, "replicas", json!(1));
                 default(spec, "podManagementPolicy", json!("OrderedReady"));
                 default(spec, "revisionHistoryLimit", json!(10));
-                default(spec, "persistentVolumeClaimRetentionPolicy", json!({"whenDeleted": "Retain", "whenScaled": "Retain"}));
+                default(
+                    spec,
+                    "persistentVolumeClaimRetentionPolicy",
+                    json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+                );
                 default(spec, "updateStrategy", json!({}));
                 if let Some(strategy) = spec.get_mut("updateStrategy").and_then(Value::as_object_mut) {
                     default(strategy, "type", json!("RollingUpdate"));
@@ -191,7 +195,11 @@ fn add_default_tolerations(spec: &mut Map<String, Value>, s: &NodeSettings) {
         },
     };
     let mut with = current.clone();
-    edge_scheduler::taints::add_default_tolerations(&mut with, s.not_ready_toleration_seconds, s.unreachable_toleration_seconds);
+    edge_scheduler::taints::add_default_tolerations(
+        &mut with,
+        s.not_ready_toleration_seconds,
+        s.unreachable_toleration_seconds,
+    );
     if with.len() == current.len() {
         return;
     }
@@ -330,7 +338,10 @@ mod tests {
             "template": {"metadata": {"labels": {"app": "w"}}, "spec": {"containers": [{"name": "w", "image": "nginx:1.7.9", "ports": [{"containerPort": 80}]}]}}}});
         apply("apps", "Deployment", &mut d, &NodeSettings::default());
         assert_eq!(d["spec"]["replicas"], 3);
-        assert_eq!(d["spec"]["strategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}));
+        assert_eq!(
+            d["spec"]["strategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+        );
         assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
         assert_eq!(d["spec"]["progressDeadlineSeconds"], 600);
         let pod = &d["spec"]["template"]["spec"];

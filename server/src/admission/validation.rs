@@ -93,11 +93,19 @@ fn meta_errors(kind: &str, obj: &Value, errs: &mut Vec<FieldError>) {
         for (k, v) in ann {
             total += k.len() + v.as_str().map_or(0, str::len);
             if !is_qualified_name(&k.to_lowercase()) {
-                errs.push(FieldError::invalid("metadata.annotations", &Value::String(k.clone()), "name part must consist of alphanumeric characters, '-', '_' or '.'"));
+                errs.push(FieldError::invalid(
+                    "metadata.annotations",
+                    &Value::String(k.clone()),
+                    "name part must consist of alphanumeric characters, '-', '_' or '.'",
+                ));
             }
         }
         if total > 256 * 1024 {
-            errs.push(FieldError::new(FieldErrorKind::Invalid, "metadata.annotations", "Too long: must have at most 262144 bytes"));
+            errs.push(FieldError::new(
+                FieldErrorKind::Invalid,
+                "metadata.annotations",
+                "Too long: must have at most 262144 bytes",
+            ));
         }
     }
 }
@@ -144,11 +152,9 @@ fn pod_spec_errors(spec: &Value, path: &str, errs: &mut Vec<FieldError>) {
                 Some(n) if !is_dns1123_label(n) => {
                     errs.push(FieldError::invalid(format!("{cpath}.name"), &Value::String(n.into()), DNS1123_LABEL_MSG))
                 }
-                Some(n) if names.contains(&n) => errs.push(FieldError::new(
-                    FieldErrorKind::Duplicate,
-                    format!("{cpath}.name"),
-                    format!("{n:?}"),
-                )),
+                Some(n) if names.contains(&n) => {
+                    errs.push(FieldError::new(FieldErrorKind::Duplicate, format!("{cpath}.name"), format!("{n:?}")))
+                }
                 Some(n) => names.push(n),
             }
             if c.get("image").and_then(Value::as_str).is_none_or(|s| s.trim().is_empty()) {
@@ -157,7 +163,11 @@ fn pod_spec_errors(spec: &Value, path: &str, errs: &mut Vec<FieldError>) {
             for (j, p) in c.get("ports").and_then(Value::as_array).into_iter().flatten().enumerate() {
                 let port = p.get("containerPort").and_then(Value::as_i64).unwrap_or(0);
                 if !(1..=65535).contains(&port) {
-                    errs.push(FieldError::invalid(format!("{cpath}.ports[{j}].containerPort"), &p["containerPort"], "must be between 1 and 65535, inclusive"));
+                    errs.push(FieldError::invalid(
+                        format!("{cpath}.ports[{j}].containerPort"),
+                        &p["containerPort"],
+                        "must be between 1 and 65535, inclusive",
+                    ));
                 }
             }
         }
@@ -211,13 +221,17 @@ fn config_keys(obj: &Value, fields: &[&str], errs: &mut Vec<FieldError>) {
         for k in obj.get(*field).and_then(Value::as_object).into_iter().flat_map(Map::keys) {
             if !is_config_key(k) {
                 errs.push(FieldError::invalid(
-                    format!("{field}"),
+                    field.to_string(),
                     &Value::String(k.clone()),
                     "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
                 ));
             }
             if seen.contains(&k.as_str()) {
-                errs.push(FieldError::invalid(format!("{field}"), &Value::String(k.clone()), "duplicate of key present in another data field"));
+                errs.push(FieldError::invalid(
+                    field.to_string(),
+                    &Value::String(k.clone()),
+                    "duplicate of key present in another data field",
+                ));
             }
             seen.push(k);
         }
@@ -260,7 +274,11 @@ fn service_errors(obj: &Value, errs: &mut Vec<FieldError>) {
     for (i, p) in ports.into_iter().flatten().enumerate() {
         let port = p["port"].as_i64().unwrap_or(0);
         if !(1..=65535).contains(&port) {
-            errs.push(FieldError::invalid(format!("spec.ports[{i}].port"), &p["port"], "must be between 1 and 65535, inclusive"));
+            errs.push(FieldError::invalid(
+                format!("spec.ports[{i}].port"),
+                &p["port"],
+                "must be between 1 and 65535, inclusive",
+            ));
         }
         if ports.is_some_and(|all| all.len() > 1) && p["name"].as_str().is_none_or(str::is_empty) {
             errs.push(FieldError::required(format!("spec.ports[{i}].name"), ""));
@@ -304,7 +322,10 @@ pub fn validate_update(group: &str, kind: &str, old: &Value, new: &Value) -> Vec
         ("", "Node") => {
             let (a, b) = (&old["spec"]["podCIDR"], &new["spec"]["podCIDR"]);
             if a.as_str().is_some_and(|s| !s.is_empty()) && a != b {
-                errs.push(FieldError::forbidden("spec.podCIDR", "node updates may not change podCIDR except from \"\" to valid"));
+                errs.push(FieldError::forbidden(
+                    "spec.podCIDR",
+                    "node updates may not change podCIDR except from \"\" to valid",
+                ));
             }
         }
         ("", "Pod") => {
@@ -350,14 +371,23 @@ mod tests {
         let e = validate("", "ConfigMap", &json!({"metadata": {"name": "Bad_Name"}}));
         assert_eq!(e[0].field, "metadata.name");
         assert!(!validate("", "Namespace", &json!({"metadata": {"name": "a.b"}})).is_empty());
-        assert!(!validate("", "Service", &json!({"metadata": {"name": "1abc"}, "spec": {"ports": [{"port": 80}]}})).is_empty());
-        assert!(validate("rbac.authorization.k8s.io", "ClusterRole", &json!({"metadata": {"name": "system:admin"}})).is_empty());
-        assert_eq!(validate("", "ConfigMap", &json!({"metadata": {}}))[0].message(), "metadata.name: Required value: name or generateName is required");
+        assert!(!validate("", "Service", &json!({"metadata": {"name": "1abc"}, "spec": {"ports": [{"port": 80}]}}))
+            .is_empty());
+        assert!(validate("rbac.authorization.k8s.io", "ClusterRole", &json!({"metadata": {"name": "system:admin"}}))
+            .is_empty());
+        assert_eq!(
+            validate("", "ConfigMap", &json!({"metadata": {}}))[0].message(),
+            "metadata.name: Required value: name or generateName is required"
+        );
     }
 
     #[test]
     fn labels_are_checked() {
-        let e = validate("", "ConfigMap", &json!({"metadata": {"name": "a", "labels": {"ok/key": "v", "bad key": "v", "k": "-bad"}}}));
+        let e = validate(
+            "",
+            "ConfigMap",
+            &json!({"metadata": {"name": "a", "labels": {"ok/key": "v", "bad key": "v", "k": "-bad"}}}),
+        );
         assert_eq!(e.len(), 2);
         assert!(e.iter().all(|e| e.field == "metadata.labels"));
     }
@@ -367,13 +397,25 @@ mod tests {
         assert!(validate("apps", "Deployment", &deploy(json!({"app": "w"}), json!({"app": "w"}))).is_empty());
         let e = validate("apps", "Deployment", &deploy(json!({"app": "x"}), json!({"app": "w"})));
         assert_eq!(e[0].field, "spec.template.metadata.labels");
-        let e = validate_update("apps", "Deployment", &deploy(json!({"app": "w"}), json!({"app": "w"})), &deploy(json!({"app": "v"}), json!({"app": "v"})));
-        assert_eq!(e[0].message(), "spec.selector: Invalid value: {\"matchLabels\":{\"app\":\"v\"}}: field is immutable");
+        let e = validate_update(
+            "apps",
+            "Deployment",
+            &deploy(json!({"app": "w"}), json!({"app": "w"})),
+            &deploy(json!({"app": "v"}), json!({"app": "v"})),
+        );
+        assert_eq!(
+            e[0].message(),
+            "spec.selector: Invalid value: {\"matchLabels\":{\"app\":\"v\"}}: field is immutable"
+        );
     }
 
     #[test]
     fn configmap_keys_and_immutability() {
-        assert_eq!(validate("", "ConfigMap", &json!({"metadata": {"name": "a"}, "data": {"db.host": "x", "bad/key": "y"}})).len(), 1);
+        assert_eq!(
+            validate("", "ConfigMap", &json!({"metadata": {"name": "a"}, "data": {"db.host": "x", "bad/key": "y"}}))
+                .len(),
+            1
+        );
         let old = json!({"metadata": {"name": "a"}, "immutable": true, "data": {"k": "1"}});
         let new = json!({"metadata": {"name": "a"}, "immutable": true, "data": {"k": "2"}});
         assert_eq!(validate_update("", "ConfigMap", &old, &new)[0].field, "data");

@@ -25,7 +25,10 @@ impl LocalClient {
     pub fn new(state: Arc<ApiState>, manager: &str) -> LocalClient {
         LocalClient {
             state,
-            user: User { name: format!("system:serviceaccount:kube-system:{manager}"), groups: vec!["system:serviceaccounts".into()] },
+            user: User {
+                name: format!("system:serviceaccount:kube-system:{manager}"),
+                groups: vec!["system:serviceaccounts".into()],
+            },
             manager: manager.to_string(),
         }
     }
@@ -67,13 +70,25 @@ impl LocalClient {
     }
 
     /// Deletes with upstream DeleteOptions (`{"propagationPolicy": "Background", "preconditions": {...}}`).
-    pub fn delete(&self, res: &'static Resource, namespace: Option<&str>, name: &str, options: &Value) -> ApiResult<Value> {
+    pub fn delete(
+        &self,
+        res: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+        options: &Value,
+    ) -> ApiResult<Value> {
         let body = if options.is_null() { Vec::new() } else { serde_json::to_vec(options).unwrap_or_default() };
         handlers::delete(&self.ctx(res, namespace), name, &body).map(|(_, v)| v)
     }
 
     /// The pods/binding subresource: assigns a pod to a node.
-    pub fn bind(&self, res: &'static Resource, namespace: Option<&str>, name: &str, binding: Value) -> ApiResult<Value> {
+    pub fn bind(
+        &self,
+        res: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+        binding: Value,
+    ) -> ApiResult<Value> {
         handlers::bind(&self.ctx(res, namespace), name, binding)
     }
 }

@@ -68,7 +68,8 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
 fn text(code: u16, body: &'static str) -> Response<Body> {
     let mut resp = Response::new(full(body));
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"));
     resp
 }
 
@@ -163,7 +164,8 @@ async fn route(state: Arc<ApiState>, user: Option<&User>, req: Request<Incoming>
     let Some(route) = route else {
         return Err(ApiError::path_not_found());
     };
-    let get_only = |resp: Response<Body>| if req.method() == Method::GET { Ok(resp) } else { Err(ApiError::method_not_allowed()) };
+    let get_only =
+        |resp: Response<Body>| if req.method() == Method::GET { Ok(resp) } else { Err(ApiError::method_not_allowed()) };
     match route {
         Route::ApiVersions => get_only(json_response(200, &discovery::api_versions())),
         Route::GroupList => get_only(json_response(200, &discovery::group_list())),

@@ -61,7 +61,10 @@ pub fn document(group: &str, version: &str) -> Option<Value> {
         };
         paths.insert(base.clone(), json!({"post": op("post")}));
         if r.shape == Shape::Stored {
-            paths.insert(format!("{base}/{{name}}"), json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}));
+            paths.insert(
+                format!("{base}/{{name}}"),
+                json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete")}),
+            );
         }
     }
     found.then(|| {

@@ -95,11 +95,17 @@ mod tests {
     #[test]
     fn paths_resolve_like_upstream() {
         let d = t("/apis/apps/v1/namespaces/default/deployments/web/scale");
-        assert_eq!((d.resource.plural, d.namespace.as_deref(), d.name.as_deref(), d.subresource.as_deref()), ("deployments", Some("default"), Some("web"), Some("scale")));
+        assert_eq!(
+            (d.resource.plural, d.namespace.as_deref(), d.name.as_deref(), d.subresource.as_deref()),
+            ("deployments", Some("default"), Some("web"), Some("scale"))
+        );
         let ns = t("/api/v1/namespaces/kube-system");
         assert_eq!((ns.resource.plural, ns.name.as_deref()), ("namespaces", Some("kube-system")));
         let fin = t("/api/v1/namespaces/x/finalize");
-        assert_eq!((fin.resource.plural, fin.name.as_deref(), fin.subresource.as_deref()), ("namespaces", Some("x"), Some("finalize")));
+        assert_eq!(
+            (fin.resource.plural, fin.name.as_deref(), fin.subresource.as_deref()),
+            ("namespaces", Some("x"), Some("finalize"))
+        );
         let all = t("/api/v1/pods");
         assert!(all.namespace.is_none() && all.name.is_none());
         let w = t("/api/v1/watch/namespaces/default/pods");

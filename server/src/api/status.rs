@@ -42,7 +42,11 @@ impl FieldError {
             Value::String(s) => format!("{s:?}"),
             other => other.to_string(),
         };
-        FieldError { kind: FieldErrorKind::Invalid, field: field.into(), detail: format!("Invalid value: {shown}: {}", detail.into()) }
+        FieldError {
+            kind: FieldErrorKind::Invalid,
+            field: field.into(),
+            detail: format!("Invalid value: {shown}: {}", detail.into()),
+        }
     }
     pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
         Self::new(FieldErrorKind::Forbidden, field, detail)
@@ -120,10 +124,8 @@ impl ApiError {
     pub fn invalid(kind: &str, group: &str, name: &str, errors: &[FieldError]) -> Self {
         let list: Vec<String> = errors.iter().map(FieldError::message).collect();
         let summary = if list.len() == 1 { list[0].clone() } else { format!("[{}]", list.join(", ")) };
-        let causes: Vec<Value> = errors
-            .iter()
-            .map(|e| json!({"reason": e.reason(), "message": e.body(), "field": e.field}))
-            .collect();
+        let causes: Vec<Value> =
+            errors.iter().map(|e| json!({"reason": e.reason(), "message": e.body(), "field": e.field})).collect();
         ApiError {
             code: 422,
             reason: "Invalid",
@@ -204,8 +206,16 @@ mod tests {
     fn messages_read_like_upstream() {
         assert_eq!(ApiError::not_found("deployments", "apps", "web").message, "deployments.apps \"web\" not found");
         assert_eq!(ApiError::not_found("pods", "", "p").message, "pods \"p\" not found");
-        let e = ApiError::invalid("Deployment", "apps", "web", &[FieldError::invalid("spec.replicas", &json!(-1), "must be greater than or equal to 0")]);
-        assert_eq!(e.message, "Deployment.apps \"web\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0");
+        let e = ApiError::invalid(
+            "Deployment",
+            "apps",
+            "web",
+            &[FieldError::invalid("spec.replicas", &json!(-1), "must be greater than or equal to 0")],
+        );
+        assert_eq!(
+            e.message,
+            "Deployment.apps \"web\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"
+        );
         let e = ApiError::invalid("ConfigMap", "", "Bad", &[FieldError::invalid("metadata.name", &json!("Bad"), "x")]);
         assert_eq!(e.message, "ConfigMap \"Bad\" is invalid: metadata.name: Invalid value: \"Bad\": x");
     }

@@ -48,7 +48,9 @@ pub fn serve(ctx: &Ctx, as_table: bool) -> ApiResult<Response<Body>> {
     };
     let from = match ctx.query.resource_version.as_deref() {
         None | Some("") | Some("0") => None,
-        Some(rv) => Some(rv.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid resource version {rv:?}")))?),
+        Some(rv) => {
+            Some(rv.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid resource version {rv:?}")))?)
+        }
     };
     let initial_events_end = ctx.query.send_initial_events;
     let timeout = ctx.query.timeout_seconds.map(Duration::from_secs).unwrap_or(DEFAULT_TIMEOUT);
@@ -65,7 +67,8 @@ pub fn serve(ctx: &Ctx, as_table: bool) -> ApiResult<Response<Body>> {
     });
     let mut resp = Response::new(StreamBody::new(stream).boxed_unsync());
     resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
-    resp.headers_mut().insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-cache, private"));
+    resp.headers_mut()
+        .insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-cache, private"));
     Ok(resp)
 }
 
@@ -79,7 +82,12 @@ impl Watcher {
         let object = match &self.as_table {
             Some(include) if kind != "BOOKMARK" && kind != "ERROR" => {
                 let rv = object["metadata"]["resourceVersion"].clone();
-                table::build(self.res, std::slice::from_ref(&object), json!({"resourceVersion": rv}), include.as_deref())
+                table::build(
+                    self.res,
+                    std::slice::from_ref(&object),
+                    json!({"resourceVersion": rv}),
+                    include.as_deref(),
+                )
             }
             _ => object,
         };
@@ -102,7 +110,8 @@ impl Watcher {
         if initial_events_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        self.send("BOOKMARK", json!({"kind": self.res.kind, "apiVersion": self.res.api_version(), "metadata": meta})).await
+        self.send("BOOKMARK", json!({"kind": self.res.kind, "apiVersion": self.res.api_version(), "metadata": meta}))
+            .await
     }
 
     /// The watch event for a store event under this watch's selectors, if any.

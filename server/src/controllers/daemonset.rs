@@ -35,7 +35,10 @@ fn reconcile(client: &LocalClient) {
         .into_iter()
         .filter_map(|(_, s)| {
             let v = s.value();
-            edge_scheduler::decode::<DaemonSet>("DaemonSet", v.clone()).map(|d| (v, d)).map_err(|e| tracing::debug!(error = %e, "skipping")).ok()
+            edge_scheduler::decode::<DaemonSet>("DaemonSet", v.clone())
+                .map(|d| (v, d))
+                .map_err(|e| tracing::debug!(error = %e, "skipping"))
+                .ok()
         })
         .collect();
     if sets.is_empty() {
@@ -107,17 +110,38 @@ fn apply(client: &LocalClient, raw: &Value, ds: &DaemonSet, plan: daemonset::Pla
         match client.create(pods_res, ns, typed_json(&pod, "v1", "Pod")) {
             Ok(created) => {
                 let name = created["metadata"]["name"].as_str().unwrap_or_default();
-                events::record(client, raw, EventType::Normal, "SuccessfulCreate", &format!("Created pod: {name}"), COMPONENT);
+                events::record(
+                    client,
+                    raw,
+                    EventType::Normal,
+                    "SuccessfulCreate",
+                    &format!("Created pod: {name}"),
+                    COMPONENT,
+                );
             }
             Err(e) => {
-                events::record(client, raw, EventType::Warning, "FailedCreate", &format!("Error creating: {}", e.message), COMPONENT);
+                events::record(
+                    client,
+                    raw,
+                    EventType::Warning,
+                    "FailedCreate",
+                    &format!("Error creating: {}", e.message),
+                    COMPONENT,
+                );
                 return Err(e);
             }
         }
     }
     for name in plan.delete_pods {
         match client.delete(pods_res, ns, &name, &Value::Null) {
-            Ok(_) => events::record(client, raw, EventType::Normal, "SuccessfulDelete", &format!("Deleted pod: {name}"), COMPONENT),
+            Ok(_) => events::record(
+                client,
+                raw,
+                EventType::Normal,
+                "SuccessfulDelete",
+                &format!("Deleted pod: {name}"),
+                COMPONENT,
+            ),
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),
         }

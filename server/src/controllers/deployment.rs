@@ -33,7 +33,10 @@ fn reconcile(client: &LocalClient) -> Option<DateTime<Utc>> {
     for (raw, d) in deployments {
         let ns = d.metadata.namespace.clone().unwrap_or_default();
         let world = namespaces.entry(ns.clone()).or_insert_with(|| Namespace {
-            replica_sets: list_typed::<ReplicaSet>(client, "apps/replicasets", "ReplicaSet", Some(&ns)).into_iter().map(|(_, r)| r).collect(),
+            replica_sets: list_typed::<ReplicaSet>(client, "apps/replicasets", "ReplicaSet", Some(&ns))
+                .into_iter()
+                .map(|(_, r)| r)
+                .collect(),
             pods: list_typed::<Pod>(client, "pods", "Pod", Some(&ns)).into_iter().map(|(_, p)| p).collect(),
         });
         match planner::plan(&d, &world.replica_sets, &world.pods, Utc::now()) {
@@ -41,7 +44,9 @@ fn reconcile(client: &LocalClient) -> Option<DateTime<Utc>> {
                 apply(client, &ns, raw, plan.actions);
                 recheck = earliest(recheck, plan.recheck_at);
             }
-            Err(e) => tracing::warn!(deployment = d.metadata.name.as_deref().unwrap_or_default(), error = %e, "cannot plan"),
+            Err(e) => {
+                tracing::warn!(deployment = d.metadata.name.as_deref().unwrap_or_default(), error = %e, "cannot plan")
+            }
         }
     }
     recheck
@@ -96,7 +101,14 @@ fn apply(client: &LocalClient, ns: &str, raw: Value, actions: Vec<Action>) {
             }
             Action::Event(ev) => {
                 let kind = if ev.type_ == "Warning" { EventType::Warning } else { EventType::Normal };
-                events::record(client, &with_kind(current.clone(), "apps/v1", "Deployment"), kind, ev.reason, &ev.message, COMPONENT);
+                events::record(
+                    client,
+                    &with_kind(current.clone(), "apps/v1", "Deployment"),
+                    kind,
+                    ev.reason,
+                    &ev.message,
+                    COMPONENT,
+                );
             }
         }
     }

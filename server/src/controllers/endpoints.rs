@@ -56,7 +56,10 @@ fn groups<'a>(service: &Value, pods: &'a [Value]) -> Vec<(Vec<Value>, Vec<Member
     let mut by_ports: BTreeMap<String, (Vec<Value>, Vec<Member<'a>>)> = BTreeMap::new();
     for pod in pods {
         let ip = pod["status"]["podIP"].as_str().unwrap_or_default();
-        if ip.is_empty() || pod["metadata"]["deletionTimestamp"].is_string() || !selector_matches(selector, &pod["metadata"]["labels"]) {
+        if ip.is_empty()
+            || pod["metadata"]["deletionTimestamp"].is_string()
+            || !selector_matches(selector, &pod["metadata"]["labels"])
+        {
             continue;
         }
         let phase = pod["status"]["phase"].as_str().unwrap_or_default();
@@ -258,7 +261,10 @@ fn sync_slices(client: &LocalClient, svc: &Value, ns: &str, name: &str, pods: &[
         .0
         .into_iter()
         .map(|(_, s)| s.value())
-        .filter(|s| s["metadata"]["labels"][SERVICE_NAME_LABEL] == name && s["metadata"]["labels"][MANAGED_BY_LABEL] == MANAGED_BY)
+        .filter(|s| {
+            s["metadata"]["labels"][SERVICE_NAME_LABEL] == name
+                && s["metadata"]["labels"][MANAGED_BY_LABEL] == MANAGED_BY
+        })
         .collect();
     for want in &wanted {
         let slice_name = want["metadata"]["name"].as_str().unwrap_or_default();
@@ -300,7 +306,9 @@ mod tests {
 
     #[test]
     fn ready_and_not_ready_addresses_with_named_ports() {
-        let svc = service(json!({"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}));
+        let svc = service(
+            json!({"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}),
+        );
         let pods = [
             pod("b", "10.42.0.6", false, json!({"app": "web"}), json!([{"name": "http", "containerPort": 8080}])),
             pod("a", "10.42.0.5", true, json!({"app": "web"}), json!([{"name": "http", "containerPort": 8080}])),

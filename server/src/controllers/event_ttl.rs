@@ -25,11 +25,7 @@ fn last_seen(obj: &Value) -> Option<DateTime<Utc>> {
 /// The events to delete at `now`.
 pub fn plan(events: &[(Key, Value)], now: DateTime<Utc>, ttl: Duration) -> Vec<Key> {
     let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
-    events
-        .iter()
-        .filter(|(_, e)| last_seen(e).is_none_or(|t| now - t > ttl))
-        .map(|(k, _)| k.clone())
-        .collect()
+    events.iter().filter(|(_, e)| last_seen(e).is_none_or(|t| now - t > ttl)).map(|(k, _)| k.clone()).collect()
 }
 
 pub async fn run(client: LocalClient) {
@@ -61,10 +57,16 @@ mod tests {
     #[test]
     fn events_older_than_the_ttl_expire() {
         let now: DateTime<Utc> = "2026-01-01T12:00:00Z".parse().unwrap();
-        let ev = |name: &str, last: &str| (Key::new("events", "ns", name), json!({"lastTimestamp": last, "metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"}}));
+        let ev = |name: &str, last: &str| {
+            (
+                Key::new("events", "ns", name),
+                json!({"lastTimestamp": last, "metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"}}),
+            )
+        };
         let events = [ev("old", "2026-01-01T10:59:00Z"), ev("fresh", "2026-01-01T11:30:00Z")];
         assert_eq!(plan(&events, now, TTL), vec![Key::new("events", "ns", "old")]);
-        let created_only = [(Key::new("events", "ns", "c"), json!({"metadata": {"creationTimestamp": "2026-01-01T11:59:00Z"}}))];
+        let created_only =
+            [(Key::new("events", "ns", "c"), json!({"metadata": {"creationTimestamp": "2026-01-01T11:59:00Z"}}))];
         assert!(plan(&created_only, now, TTL).is_empty());
     }
 }

@@ -50,7 +50,14 @@ pub fn record(client: &LocalClient, obj: &Value, kind: EventType, reason: &str, 
     }
 }
 
-fn try_record(client: &LocalClient, obj: &Value, kind: EventType, reason: &str, message: &str, component: &str) -> Result<(), ApiError> {
+fn try_record(
+    client: &LocalClient,
+    obj: &Value,
+    kind: EventType,
+    reason: &str,
+    message: &str,
+    component: &str,
+) -> Result<(), ApiError> {
     let involved = object_ref(obj);
     // Cluster-scoped objects (nodes) get their events in "default", as upstream's recorder does.
     let ns = involved["namespace"].as_str().filter(|n| !n.is_empty()).unwrap_or("default").to_string();
@@ -62,14 +69,15 @@ fn try_record(client: &LocalClient, obj: &Value, kind: EventType, reason: &str, 
     let prefix = format!("{}.", involved["name"].as_str().unwrap_or("object"));
     let from = crate::store::Key::new(res.store_key(), ns.as_str(), prefix.as_str());
     let (candidates, _) = store.list(&res.store_key(), Some(&ns), Some(&from));
-    let existing = candidates.into_iter().take_while(|(k, _)| k.name.starts_with(&prefix)).map(|(_, s)| s.value()).find(|e| {
-        e["involvedObject"]["uid"] == involved["uid"]
-            && e["involvedObject"]["name"] == involved["name"]
-            && e["reason"] == reason
-            && e["message"] == message
-            && e["source"]["component"] == component
-            && e["type"] == kind.as_str()
-    });
+    let existing =
+        candidates.into_iter().take_while(|(k, _)| k.name.starts_with(&prefix)).map(|(_, s)| s.value()).find(|e| {
+            e["involvedObject"]["uid"] == involved["uid"]
+                && e["involvedObject"]["name"] == involved["name"]
+                && e["reason"] == reason
+                && e["message"] == message
+                && e["source"]["component"] == component
+                && e["type"] == kind.as_str()
+        });
     if let Some(mut e) = existing {
         let count = e["count"].as_i64().unwrap_or(1) + 1;
         e["count"] = json!(count);

@@ -42,10 +42,18 @@ impl Node {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|o| OwnerRef { uid: o["uid"].as_str().unwrap_or_default().to_string(), block: o["blockOwnerDeletion"] == json!(true) })
+                .map(|o| OwnerRef {
+                    uid: o["uid"].as_str().unwrap_or_default().to_string(),
+                    block: o["blockOwnerDeletion"] == json!(true),
+                })
                 .collect(),
             deleting: meta["deletionTimestamp"].is_string(),
-            finalizers: meta["finalizers"].as_array().into_iter().flatten().filter_map(|f| f.as_str().map(str::to_string)).collect(),
+            finalizers: meta["finalizers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect(),
         }
     }
 }
@@ -78,8 +86,12 @@ pub fn plan(nodes: &[Node]) -> Vec<Action> {
             for o in &n.owners {
                 match by_uid.get(o.uid.as_str()) {
                     None => drop_refs.push(o.uid.clone()),
-                    Some(owner) if owner.deleting && owner.finalizers.iter().any(|f| f == ORPHAN) => drop_refs.push(o.uid.clone()),
-                    Some(owner) if owner.deleting && owner.finalizers.iter().any(|f| f == FOREGROUND) => foreground_refs.push(o.uid.clone()),
+                    Some(owner) if owner.deleting && owner.finalizers.iter().any(|f| f == ORPHAN) => {
+                        drop_refs.push(o.uid.clone())
+                    }
+                    Some(owner) if owner.deleting && owner.finalizers.iter().any(|f| f == FOREGROUND) => {
+                        foreground_refs.push(o.uid.clone())
+                    }
                     Some(_) => live_staying += 1,
                 }
             }
@@ -205,7 +217,8 @@ mod tests {
     fn foreground_waits_for_blocking_dependents() {
         let nodes = [node("deploy", &[], true, &[FOREGROUND]), node("rs", &[("deploy", true)], false, &[])];
         assert_eq!(plan(&nodes), vec![Action::Delete(key("rs"))]);
-        let dependent_terminating = [node("deploy", &[], true, &[FOREGROUND]), node("rs", &[("deploy", true)], true, &["x"])];
+        let dependent_terminating =
+            [node("deploy", &[], true, &[FOREGROUND]), node("rs", &[("deploy", true)], true, &["x"])];
         assert!(plan(&dependent_terminating).is_empty());
         let done = [node("deploy", &[], true, &[FOREGROUND])];
         assert_eq!(plan(&done), vec![Action::RemoveFinalizer(key("deploy"), FOREGROUND)]);

@@ -1,18 +1,18 @@
 //! Controllers that run inside edge-server: level-triggered, a pure plan from the
 //! observed state, then writes through the same API code paths as any client.
 
+pub mod daemonset;
+pub mod deployment;
 pub mod endpoints;
 pub mod event_ttl;
+pub mod events;
 pub mod gc;
 pub mod namespace;
 pub mod node_ipam;
-pub mod deployment;
-pub mod events;
-pub mod replicaset;
-pub mod statefulset;
-pub mod daemonset;
 pub mod node_lifecycle;
+pub mod replicaset;
 pub mod scheduler;
+pub mod statefulset;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,16 +30,45 @@ pub fn spawn(state: Arc<ApiState>) -> Vec<JoinHandle<()>> {
             namespace::run(LocalClient::new(state.clone(), "namespace-controller"))
                 .instrument(tracing::info_span!("namespace-controller")),
         ),
-        tokio::spawn(gc::run(LocalClient::new(state.clone(), "generic-garbage-collector")).instrument(tracing::info_span!("garbage-collector"))),
-        tokio::spawn(endpoints::run(LocalClient::new(state.clone(), "endpoint-controller")).instrument(tracing::info_span!("endpoints"))),
-        tokio::spawn(node_ipam::run(LocalClient::new(state.clone(), "node-ipam-controller")).instrument(tracing::info_span!("node-ipam"))),
-        tokio::spawn(event_ttl::run(LocalClient::new(state.clone(), "event-ttl")).instrument(tracing::info_span!("event-ttl"))),
-        tokio::spawn(replicaset::run(LocalClient::new(state.clone(), "replicaset-controller")).instrument(tracing::info_span!("replicaset-controller"))),
-        tokio::spawn(deployment::run(LocalClient::new(state.clone(), "deployment-controller")).instrument(tracing::info_span!("deployment-controller"))),
-        tokio::spawn(statefulset::run(LocalClient::new(state.clone(), "statefulset-controller")).instrument(tracing::info_span!("statefulset-controller"))),
-        tokio::spawn(scheduler::run(LocalClient::new(state.clone(), "default-scheduler")).instrument(tracing::info_span!("scheduler"))),
-        tokio::spawn(daemonset::run(LocalClient::new(state.clone(), "daemonset-controller")).instrument(tracing::info_span!("daemonset-controller"))),
-        tokio::spawn(node_lifecycle::run(LocalClient::new(state.clone(), "node-controller")).instrument(tracing::info_span!("node-lifecycle-controller"))),
+        tokio::spawn(
+            gc::run(LocalClient::new(state.clone(), "generic-garbage-collector"))
+                .instrument(tracing::info_span!("garbage-collector")),
+        ),
+        tokio::spawn(
+            endpoints::run(LocalClient::new(state.clone(), "endpoint-controller"))
+                .instrument(tracing::info_span!("endpoints")),
+        ),
+        tokio::spawn(
+            node_ipam::run(LocalClient::new(state.clone(), "node-ipam-controller"))
+                .instrument(tracing::info_span!("node-ipam")),
+        ),
+        tokio::spawn(
+            event_ttl::run(LocalClient::new(state.clone(), "event-ttl")).instrument(tracing::info_span!("event-ttl")),
+        ),
+        tokio::spawn(
+            replicaset::run(LocalClient::new(state.clone(), "replicaset-controller"))
+                .instrument(tracing::info_span!("replicaset-controller")),
+        ),
+        tokio::spawn(
+            deployment::run(LocalClient::new(state.clone(), "deployment-controller"))
+                .instrument(tracing::info_span!("deployment-controller")),
+        ),
+        tokio::spawn(
+            statefulset::run(LocalClient::new(state.clone(), "statefulset-controller"))
+                .instrument(tracing::info_span!("statefulset-controller")),
+        ),
+        tokio::spawn(
+            scheduler::run(LocalClient::new(state.clone(), "default-scheduler"))
+                .instrument(tracing::info_span!("scheduler")),
+        ),
+        tokio::spawn(
+            daemonset::run(LocalClient::new(state.clone(), "daemonset-controller"))
+                .instrument(tracing::info_span!("daemonset-controller")),
+        ),
+        tokio::spawn(
+            node_lifecycle::run(LocalClient::new(state.clone(), "node-controller"))
+                .instrument(tracing::info_span!("node-lifecycle-controller")),
+        ),
     ]
 }
 

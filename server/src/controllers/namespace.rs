@@ -28,7 +28,10 @@ pub fn plan(contents: &[(Key, bool)]) -> Vec<Action> {
 
 /// One served version per stored resource: the storage version.
 fn namespaced_resources() -> Vec<&'static Resource> {
-    RESOURCES.iter().filter(|r| r.namespaced && r.version == r.storage_version && r.shape == crate::resources::Shape::Stored).collect()
+    RESOURCES
+        .iter()
+        .filter(|r| r.namespaced && r.version == r.storage_version && r.shape == crate::resources::Shape::Stored)
+        .collect()
 }
 
 pub async fn run(client: LocalClient) {

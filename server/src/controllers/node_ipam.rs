@@ -18,7 +18,9 @@ fn reconcile(client: &LocalClient) {
     let nodes = must("", "v1", "nodes");
     for (key, stored) in state.store.list("nodes", None, None).0 {
         let mut node = stored.value();
-        if node["spec"]["podCIDR"].as_str().is_some_and(|c| !c.is_empty()) || node["metadata"]["deletionTimestamp"].is_string() {
+        if node["spec"]["podCIDR"].as_str().is_some_and(|c| !c.is_empty())
+            || node["metadata"]["deletionTimestamp"].is_string()
+        {
             continue;
         }
         let Some((index, cidr)) = state.ipam.allocate_pod_cidr() else {

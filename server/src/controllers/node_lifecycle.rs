@@ -23,7 +23,6 @@ use crate::resources::must;
 
 const LEASE_NAMESPACE: &str = "kube-node-lease";
 
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid duration {0:?}: use Go's form, like 40s, 1m30s or 500ms")]
 pub struct DurationError(String);
@@ -80,7 +79,12 @@ pub async fn run(client: LocalClient) {
     }
 }
 
-fn decode_all<T: serde::de::DeserializeOwned>(client: &LocalClient, res: &'static crate::resources::Resource, kind: &'static str, ns: Option<&str>) -> Vec<(Value, T)> {
+fn decode_all<T: serde::de::DeserializeOwned>(
+    client: &LocalClient,
+    res: &'static crate::resources::Resource,
+    kind: &'static str,
+    ns: Option<&str>,
+) -> Vec<(Value, T)> {
     client
         .state()
         .store
@@ -89,7 +93,10 @@ fn decode_all<T: serde::de::DeserializeOwned>(client: &LocalClient, res: &'stati
         .into_iter()
         .filter_map(|(_, s)| {
             let v = s.value();
-            edge_scheduler::decode::<T>(kind, v.clone()).map(|t| (v, t)).map_err(|e| tracing::debug!(error = %e, "skipping object")).ok()
+            edge_scheduler::decode::<T>(kind, v.clone())
+                .map(|t| (v, t))
+                .map_err(|e| tracing::debug!(error = %e, "skipping object"))
+                .ok()
         })
         .collect()
 }
@@ -114,10 +121,16 @@ fn reconcile(client: &LocalClient, missing_since: &mut HashMap<String, Instant>)
             Some((k.name, t.with_timezone(&Utc)))
         })
         .collect();
-    let observed: Vec<Observed> =
-        nodes.iter().map(|(_, n)| Observed { node: n.clone(), lease_renewed: n.metadata.name.as_ref().and_then(|name| leases.get(name)).copied() }).collect();
+    let observed: Vec<Observed> = nodes
+        .iter()
+        .map(|(_, n)| Observed {
+            node: n.clone(),
+            lease_renewed: n.metadata.name.as_ref().and_then(|name| leases.get(name)).copied(),
+        })
+        .collect();
     let (node_actions, next_node) = lifecycle::plan_nodes(&observed, now, grace);
-    let raw_nodes: HashMap<String, &Value> = nodes.iter().map(|(v, n)| (n.metadata.name.clone().unwrap_or_default(), v)).collect();
+    let raw_nodes: HashMap<String, &Value> =
+        nodes.iter().map(|(v, n)| (n.metadata.name.clone().unwrap_or_default(), v)).collect();
     for action in &node_actions {
         if let Err(e) = apply_node(client, &raw_nodes, action) {
             log_write_error("node", &e);
@@ -129,23 +142,32 @@ fn reconcile(client: &LocalClient, missing_since: &mut HashMap<String, Instant>)
     let (pod_actions, next_pod) = lifecycle::plan_pods(&after, &typed, now);
     let raw_pods: HashMap<(String, String), &Value> = pods
         .iter()
-        .map(|(v, p)| ((p.metadata.namespace.clone().unwrap_or_default(), p.metadata.name.clone().unwrap_or_default()), v))
+        .map(|(v, p)| {
+            ((p.metadata.namespace.clone().unwrap_or_default(), p.metadata.name.clone().unwrap_or_default()), v)
+        })
         .collect();
     let node_names: Vec<String> = raw_nodes.keys().cloned().collect();
     missing_since.retain(|n, _| !node_names.contains(n));
     let mut quarantine_due: Option<Duration> = None;
     for action in pod_actions {
         let (ns, name) = match &action {
-            PodAction::Evict { namespace, name } | PodAction::ForceDelete { namespace, name } | PodAction::MarkNotReady { namespace, name } => {
-                (namespace.clone(), name.clone())
-            }
+            PodAction::Evict { namespace, name }
+            | PodAction::ForceDelete { namespace, name }
+            | PodAction::MarkNotReady { namespace, name } => (namespace.clone(), name.clone()),
         };
         let Some(pod) = raw_pods.get(&(ns.clone(), name.clone())) else { continue };
         let node = pod["spec"]["nodeName"].as_str().unwrap_or_default().to_string();
         let result = match action {
             PodAction::Evict { .. } => {
                 let msg = format!("Marking for deletion Pod {ns}/{name}");
-                events::record(client, pod, EventType::Normal, "TaintManagerEviction", &msg, "taint-eviction-controller");
+                events::record(
+                    client,
+                    pod,
+                    EventType::Normal,
+                    "TaintManagerEviction",
+                    &msg,
+                    "taint-eviction-controller",
+                );
                 client.delete(pods_res, Some(&ns), &name, &Value::Null).map(|_| ())
             }
             PodAction::ForceDelete { .. } if !raw_nodes.contains_key(&node) => {
@@ -181,7 +203,14 @@ fn apply_node(client: &LocalClient, raw: &HashMap<String, &Value>, action: &Node
             let mut v = (*v).clone();
             v["status"]["conditions"] = serde_json::to_value(conditions).unwrap_or_default();
             client.update_status(res, None, v.clone())?;
-            events::record(client, &v, EventType::Normal, "NodeNotReady", &format!("Node {node} status is now: NodeNotReady"), "node-controller");
+            events::record(
+                client,
+                &v,
+                EventType::Normal,
+                "NodeNotReady",
+                &format!("Node {node} status is now: NodeNotReady"),
+                "node-controller",
+            );
             tracing::info!(node, "node stopped posting status: marked Unknown");
         }
         NodeAction::SetTaints { node, taints } => {
@@ -226,7 +255,15 @@ mod tests {
 
     #[test]
     fn go_durations() {
-        let cases = [("40s", 40_000), ("4s", 4000), ("500ms", 500), ("1m30s", 90_000), ("1h", 3_600_000), ("1.5s", 1500), ("0", 0)];
+        let cases = [
+            ("40s", 40_000),
+            ("4s", 4000),
+            ("500ms", 500),
+            ("1m30s", 90_000),
+            ("1h", 3_600_000),
+            ("1.5s", 1500),
+            ("0", 0),
+        ];
         for (s, ms) in cases {
             assert_eq!(parse_duration(s), Ok(Duration::from_millis(ms)), "{s}");
         }

@@ -53,7 +53,12 @@ where
 }
 
 /// Stored objects of one resource in one namespace, each as JSON and decoded.
-pub(crate) fn list_typed<T: serde::de::DeserializeOwned>(client: &LocalClient, store_key: &str, kind: &'static str, ns: Option<&str>) -> Vec<(Value, T)> {
+pub(crate) fn list_typed<T: serde::de::DeserializeOwned>(
+    client: &LocalClient,
+    store_key: &str,
+    kind: &'static str,
+    ns: Option<&str>,
+) -> Vec<(Value, T)> {
     client
         .state()
         .store
@@ -98,7 +103,8 @@ struct NamespacePods {
 
 impl NamespacePods {
     fn load(client: &LocalClient, ns: &str) -> NamespacePods {
-        let (raw, typed): (Vec<Value>, Vec<Pod>) = list_typed::<Pod>(client, "pods", "Pod", Some(ns)).into_iter().unzip();
+        let (raw, typed): (Vec<Value>, Vec<Pod>) =
+            list_typed::<Pod>(client, "pods", "Pod", Some(ns)).into_iter().unzip();
         let mut by_controller: HashMap<String, Vec<usize>> = HashMap::new();
         let mut orphans = Vec::new();
         for (i, p) in typed.iter().enumerate() {
@@ -132,14 +138,23 @@ fn reconcile(client: &LocalClient) -> Option<DateTime<Utc>> {
     recheck
 }
 
-fn sync_one(client: &LocalClient, ns: &str, raw: Value, rs: &ReplicaSet, raw_pods: &[&Value], typed: &[Pod]) -> Option<DateTime<Utc>> {
+fn sync_one(
+    client: &LocalClient,
+    ns: &str,
+    raw: Value,
+    rs: &ReplicaSet,
+    raw_pods: &[&Value],
+    typed: &[Pod],
+) -> Option<DateTime<Utc>> {
     let now = Utc::now();
     let plan = planner::plan(rs, typed, now);
     let res = must("", "v1", "pods");
     let owner_obj = with_kind(raw.clone(), "apps/v1", "ReplicaSet");
     let rs_uid = rs.metadata.uid.clone().unwrap_or_default();
     for (name, adopt) in plan.adopt.iter().map(|n| (n, true)).chain(plan.release.iter().map(|n| (n, false))) {
-        let Some(pod_raw) = raw_pods.iter().find(|p| p["metadata"]["name"].as_str() == Some(name.as_str())) else { continue };
+        let Some(pod_raw) = raw_pods.iter().find(|p| p["metadata"]["name"].as_str() == Some(name.as_str())) else {
+            continue;
+        };
         let mut pod = (*pod_raw).clone();
         let refs = pod["metadata"]["ownerReferences"].as_array().cloned().unwrap_or_default();
         let mut refs: Vec<Value> = refs.into_iter().filter(|r| r["uid"].as_str() != Some(rs_uid.as_str())).collect();
@@ -166,10 +181,24 @@ fn sync_one(client: &LocalClient, ns: &str, raw: Value, rs: &ReplicaSet, raw_pod
             match client.create(res, Some(ns), pod.clone()) {
                 Ok(created) => {
                     let name = created["metadata"]["name"].as_str().unwrap_or_default();
-                    events::record(client, &owner_obj, EventType::Normal, "SuccessfulCreate", &format!("Created pod: {name}"), COMPONENT);
+                    events::record(
+                        client,
+                        &owner_obj,
+                        EventType::Normal,
+                        "SuccessfulCreate",
+                        &format!("Created pod: {name}"),
+                        COMPONENT,
+                    );
                 }
                 Err(e) => {
-                    events::record(client, &owner_obj, EventType::Warning, "FailedCreate", &format!("Error creating: {}", e.message), COMPONENT);
+                    events::record(
+                        client,
+                        &owner_obj,
+                        EventType::Warning,
+                        "FailedCreate",
+                        &format!("Error creating: {}", e.message),
+                        COMPONENT,
+                    );
                     failure = Some(ManageError { reason: "FailedCreate", message: e.message });
                     // Like upstream's slow start: after a failure, the rest would fail alike.
                     break;
@@ -179,10 +208,24 @@ fn sync_one(client: &LocalClient, ns: &str, raw: Value, rs: &ReplicaSet, raw_pod
     }
     for name in &plan.delete {
         match client.delete(res, Some(ns), name, &Value::Null) {
-            Ok(_) => events::record(client, &owner_obj, EventType::Normal, "SuccessfulDelete", &format!("Deleted pod: {name}"), COMPONENT),
+            Ok(_) => events::record(
+                client,
+                &owner_obj,
+                EventType::Normal,
+                "SuccessfulDelete",
+                &format!("Deleted pod: {name}"),
+                COMPONENT,
+            ),
             Err(e) if e.code == 404 => {}
             Err(e) => {
-                events::record(client, &owner_obj, EventType::Warning, "FailedDelete", &format!("Error deleting: {}", e.message), COMPONENT);
+                events::record(
+                    client,
+                    &owner_obj,
+                    EventType::Warning,
+                    "FailedDelete",
+                    &format!("Error deleting: {}", e.message),
+                    COMPONENT,
+                );
                 failure = Some(ManageError { reason: "FailedDelete", message: e.message });
             }
         }

@@ -21,7 +21,8 @@ const REPEAT_FAILURE: Duration = Duration::from_secs(60);
 
 pub async fn run(client: LocalClient) {
     let mut reported: HashMap<String, (String, Instant)> = HashMap::new();
-    super::level_loop(&client, Duration::from_millis(50), Duration::from_secs(10), |c| reconcile(c, &mut reported)).await;
+    super::level_loop(&client, Duration::from_millis(50), Duration::from_secs(10), |c| reconcile(c, &mut reported))
+        .await;
 }
 
 fn pending_json(v: &Value) -> bool {
@@ -41,12 +42,19 @@ fn reconcile(client: &LocalClient, reported: &mut HashMap<String, (String, Insta
         .list(&must("", "v1", "nodes").store_key(), None, None)
         .0
         .into_iter()
-        .filter_map(|(_, s)| edge_scheduler::decode::<Node>("Node", s.value()).map_err(|e| tracing::debug!(error = %e, "skipping node")).ok())
+        .filter_map(|(_, s)| {
+            edge_scheduler::decode::<Node>("Node", s.value())
+                .map_err(|e| tracing::debug!(error = %e, "skipping node"))
+                .ok()
+        })
         .collect();
     let mut by_name: HashMap<(String, String), Value> = HashMap::new();
     let mut pods: Vec<Pod> = Vec::with_capacity(raw.len());
     for v in raw {
-        let key = (v["metadata"]["namespace"].as_str().unwrap_or_default().to_string(), v["metadata"]["name"].as_str().unwrap_or_default().to_string());
+        let key = (
+            v["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
+            v["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+        );
         match edge_scheduler::decode::<Pod>("Pod", v.clone()) {
             Ok(p) => {
                 if schedule::is_pending(&p) {

@@ -47,7 +47,9 @@ fn reconcile(client: &LocalClient) -> Option<DateTime<Utc>> {
                 apply(client, &ns, raw, plan.actions);
                 recheck = earliest(recheck, plan.recheck_at);
             }
-            Err(e) => tracing::warn!(statefulset = set.metadata.name.as_deref().unwrap_or_default(), error = %e, "cannot plan"),
+            Err(e) => {
+                tracing::warn!(statefulset = set.metadata.name.as_deref().unwrap_or_default(), error = %e, "cannot plan")
+            }
         }
     }
     recheck
@@ -56,7 +58,9 @@ fn reconcile(client: &LocalClient) -> Option<DateTime<Utc>> {
 fn apply(client: &LocalClient, ns: &str, raw: Value, actions: Vec<Action>) {
     let set_name = raw["metadata"]["name"].as_str().unwrap_or_default().to_string();
     let owner = with_kind(raw.clone(), "apps/v1", "StatefulSet");
-    let record = |kind: EventType, reason: &str, message: String| events::record(client, &owner, kind, reason, &message, COMPONENT);
+    let record = |kind: EventType, reason: &str, message: String| {
+        events::record(client, &owner, kind, reason, &message, COMPONENT)
+    };
     let pods = must("", "v1", "pods");
     let revisions = must("apps", "v1", "controllerrevisions");
     // After a failed write the rest of the plan assumed it: only the status still goes out.
@@ -74,7 +78,11 @@ fn apply(client: &LocalClient, ns: &str, raw: Value, actions: Vec<Action>) {
             Action::CreateRevision(r) | Action::UpdateRevision(r) => {
                 let name = r.metadata.name.clone().unwrap_or_default();
                 let value = serde_json::to_value(&r).unwrap_or(Value::Null);
-                let result = if r.metadata.resource_version.is_some() { client.update(revisions, Some(ns), value) } else { client.create(revisions, Some(ns), value) };
+                let result = if r.metadata.resource_version.is_some() {
+                    client.update(revisions, Some(ns), value)
+                } else {
+                    client.create(revisions, Some(ns), value)
+                };
                 if let Err(e) = result {
                     log_failure("writing controller revision", &name, &e);
                     stopped = true;
@@ -94,11 +102,26 @@ fn apply(client: &LocalClient, ns: &str, raw: Value, actions: Vec<Action>) {
             Action::CreateClaim(c) => {
                 let claim = c.metadata.name.clone().unwrap_or_default();
                 let pod = claim_pod(&claim, &set_name);
-                match client.create(must("", "v1", "persistentvolumeclaims"), Some(ns), serde_json::to_value(&c).unwrap_or(Value::Null)) {
-                    Ok(_) => record(EventType::Normal, "SuccessfulCreate", format!("create Claim {claim} Pod {pod} in StatefulSet {set_name} success")),
+                match client.create(
+                    must("", "v1", "persistentvolumeclaims"),
+                    Some(ns),
+                    serde_json::to_value(&c).unwrap_or(Value::Null),
+                ) {
+                    Ok(_) => record(
+                        EventType::Normal,
+                        "SuccessfulCreate",
+                        format!("create Claim {claim} Pod {pod} in StatefulSet {set_name} success"),
+                    ),
                     Err(e) if e.code == 409 => {}
                     Err(e) => {
-                        record(EventType::Warning, "FailedCreate", format!("create Claim {claim} for Pod {pod} in StatefulSet {set_name} failed error: {}", e.message));
+                        record(
+                            EventType::Warning,
+                            "FailedCreate",
+                            format!(
+                                "create Claim {claim} for Pod {pod} in StatefulSet {set_name} failed error: {}",
+                                e.message
+                            ),
+                        );
                         stopped = true;
                     }
                 }
@@ -106,20 +129,36 @@ fn apply(client: &LocalClient, ns: &str, raw: Value, actions: Vec<Action>) {
             Action::CreatePod(p) => {
                 let name = p.metadata.name.clone().unwrap_or_default();
                 match client.create(pods, Some(ns), serde_json::to_value(&p).unwrap_or(Value::Null)) {
-                    Ok(_) => record(EventType::Normal, "SuccessfulCreate", format!("create Pod {name} in StatefulSet {set_name} successful")),
+                    Ok(_) => record(
+                        EventType::Normal,
+                        "SuccessfulCreate",
+                        format!("create Pod {name} in StatefulSet {set_name} successful"),
+                    ),
                     Err(e) => {
                         if e.code != 409 {
-                            record(EventType::Warning, "FailedCreate", format!("create Pod {name} in StatefulSet {set_name} failed error: {}", e.message));
+                            record(
+                                EventType::Warning,
+                                "FailedCreate",
+                                format!("create Pod {name} in StatefulSet {set_name} failed error: {}", e.message),
+                            );
                         }
                         stopped = true;
                     }
                 }
             }
             Action::DeletePod(name) => match client.delete(pods, Some(ns), &name, &Value::Null) {
-                Ok(_) => record(EventType::Normal, "SuccessfulDelete", format!("delete Pod {name} in StatefulSet {set_name} successful")),
+                Ok(_) => record(
+                    EventType::Normal,
+                    "SuccessfulDelete",
+                    format!("delete Pod {name} in StatefulSet {set_name} successful"),
+                ),
                 Err(e) if e.code == 404 => {}
                 Err(e) => {
-                    record(EventType::Warning, "FailedDelete", format!("delete Pod {name} in StatefulSet {set_name} failed error: {}", e.message));
+                    record(
+                        EventType::Warning,
+                        "FailedDelete",
+                        format!("delete Pod {name} in StatefulSet {set_name} failed error: {}", e.message),
+                    );
                     stopped = true;
                 }
             },

@@ -131,6 +131,9 @@ pub enum Write {
     Keep,
 }
 
+/// Live store events, in revision order.
+pub type EventReceiver = broadcast::Receiver<Arc<Event>>;
+
 /// The outcome of a write.
 #[derive(Debug, Clone)]
 pub enum Written {
@@ -241,7 +244,13 @@ impl Store {
                 inner.objects.remove(key);
                 let stored = Stored { rv: rev, json: json.clone() };
                 (
-                    Event { kind: EventType::Deleted, rv: rev, key: key.clone(), object: json, prev: Some(current.json) },
+                    Event {
+                        kind: EventType::Deleted,
+                        rv: rev,
+                        key: key.clone(),
+                        object: json,
+                        prev: Some(current.json),
+                    },
                     Written::Deleted(stored),
                 )
             }
@@ -261,22 +270,21 @@ impl Store {
 
     /// Starts a watch of `resource` after revision `from`: the history events newer than `from`, then a
     /// receiver for live events (events at or below the last replayed revision must be skipped).
-    pub fn watch(&self, resource: &str, from: i64) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), StoreError> {
+    pub fn watch(&self, resource: &str, from: i64) -> Result<(Vec<Arc<Event>>, EventReceiver), StoreError> {
         let inner = self.lock();
         if from < inner.compacted {
             return Err(StoreError::Expired { requested: from, oldest: inner.compacted });
         }
-        let replay = inner
-            .history
-            .iter()
-            .filter(|e| e.rv > from && e.key.resource == resource)
-            .cloned()
-            .collect();
+        let replay = inner.history.iter().filter(|e| e.rv > from && e.key.resource == resource).cloned().collect();
         Ok((replay, self.events.subscribe()))
     }
 
     /// A snapshot of a resource plus a live receiver, for watches that start with the current state.
-    pub fn snapshot_and_watch(&self, resource: &str, namespace: Option<&str>) -> (Vec<(Key, Stored)>, i64, broadcast::Receiver<Arc<Event>>) {
+    pub fn snapshot_and_watch(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+    ) -> (Vec<(Key, Stored)>, i64, broadcast::Receiver<Arc<Event>>) {
         let inner = self.lock();
         let start = Key::new(resource, namespace.unwrap_or(""), "");
         let items = inner

@@ -55,9 +55,7 @@ impl Db {
             .map_err(err)?
             .unwrap_or(0);
         let rows = {
-            let mut stmt = conn
-                .prepare("SELECT resource, namespace, name, rv, data FROM objects")
-                .map_err(err)?;
+            let mut stmt = conn.prepare("SELECT resource, namespace, name, rv, data FROM objects").map_err(err)?;
             let rows = stmt
                 .query_map([], |r| {
                     Ok((Key { resource: r.get(0)?, namespace: r.get(1)?, name: r.get(2)? }, r.get(3)?, r.get(4)?))

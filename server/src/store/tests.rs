@@ -22,7 +22,10 @@ fn revisions_grow_and_survive_reopen_including_ephemeral_reservations() {
         let a = put(&store, "a", "1", false);
         let b = put(&store, "b", "1", true);
         assert_eq!(b.rv, a.rv + 1);
-        assert_eq!(store.get(&Key::new("configmaps", "default", "a")).unwrap().value()["metadata"]["resourceVersion"], a.rv.to_string());
+        assert_eq!(
+            store.get(&Key::new("configmaps", "default", "a")).unwrap().value()["metadata"]["resourceVersion"],
+            a.rv.to_string()
+        );
         last = b.rv;
     }
     let store = Store::open(dir.path(), Options::default()).unwrap();
@@ -53,7 +56,9 @@ fn list_is_scoped_by_resource_and_namespace_and_pages_after_a_key() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), Options::default()).unwrap();
     for (ns, name) in [("a", "x"), ("b", "y"), ("b", "z")] {
-        store.write::<StoreError, _>(&Key::new("configmaps", ns, name), false, |_| Ok(Write::Put(cm(name, "v")))).unwrap();
+        store
+            .write::<StoreError, _>(&Key::new("configmaps", ns, name), false, |_| Ok(Write::Put(cm(name, "v"))))
+            .unwrap();
     }
     store.write::<StoreError, _>(&Key::new("secrets", "b", "s"), false, |_| Ok(Write::Put(cm("s", "v")))).unwrap();
     assert_eq!(store.list("configmaps", None, None).0.len(), 3);
@@ -83,7 +88,10 @@ fn a_refused_write_changes_nothing() {
     put(&store, "a", "1", false);
     let rev = store.revision();
     let key = Key::new("configmaps", "default", "a");
-    assert!(matches!(store.write::<StoreError, _>(&key, false, |_| Err(StoreError::Conflict)), Err(StoreError::Conflict)));
+    assert!(matches!(
+        store.write::<StoreError, _>(&key, false, |_| Err(StoreError::Conflict)),
+        Err(StoreError::Conflict)
+    ));
     assert_eq!(store.revision(), rev);
     assert_eq!(store.get(&key).unwrap().value()["data"]["k"], "1");
 }

@@ -96,7 +96,10 @@ mod tests {
 
     #[test]
     fn claim_table() {
-        let sel = LabelSelector { match_labels: Some([("app".to_string(), "web".to_string())].into()), match_expressions: None };
+        let sel = LabelSelector {
+            match_labels: Some([("app".to_string(), "web".to_string())].into()),
+            match_expressions: None,
+        };
         let live = meta("rs", &[], None, false);
         let dying = meta("rs", &[], None, true);
         let cases = [

@@ -74,7 +74,14 @@ fn phase_rank(pod: &Pod) -> u8 {
 }
 
 fn restarts(pod: &Pod) -> i32 {
-    pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).into_iter().flatten().map(|c| c.restart_count).max().unwrap_or(0)
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|c| c.restart_count)
+        .max()
+        .unwrap_or(0)
 }
 
 /// Orders pods so the first are the ones to delete: unscheduled before scheduled; Pending, then
@@ -168,12 +175,20 @@ mod tests {
     #[test]
     fn deletion_order_ties() {
         // Same node load: ready for less time first, then newer first.
-        let pods = [pod("a", "n1", "Running", Some(10), 0), pod("b", "n2", "Running", Some(20), 0), pod("c", "n3", "Running", Some(20), 5)];
+        let pods = [
+            pod("a", "n1", "Running", Some(10), 0),
+            pod("b", "n2", "Running", Some(20), 0),
+            pod("c", "n3", "Running", Some(20), 5),
+        ];
         let mut refs: Vec<&Pod> = pods.iter().collect();
         deletion_order(&mut refs);
         assert_eq!(refs.iter().map(|p| name(p)).collect::<Vec<_>>(), ["c", "b", "a"]);
         // A crowded node gives up its pods first.
-        let pods = [pod("alone", "n1", "Running", Some(10), 9), pod("x", "n2", "Running", Some(10), 0), pod("y", "n2", "Running", Some(10), 0)];
+        let pods = [
+            pod("alone", "n1", "Running", Some(10), 9),
+            pod("x", "n2", "Running", Some(10), 0),
+            pod("y", "n2", "Running", Some(10), 0),
+        ];
         let mut refs: Vec<&Pod> = pods.iter().collect();
         deletion_order(&mut refs);
         assert_eq!(name(refs[2]), "alone");

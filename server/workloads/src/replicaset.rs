@@ -27,7 +27,12 @@ pub struct Plan {
 }
 
 fn owner(rs: &ReplicaSet) -> Owner<'_> {
-    Owner { api_version: "apps/v1", kind: "ReplicaSet", meta: &rs.metadata, selector: rs.spec.as_ref().map(|s| &s.selector).unwrap_or(&EMPTY) }
+    Owner {
+        api_version: "apps/v1",
+        kind: "ReplicaSet",
+        meta: &rs.metadata,
+        selector: rs.spec.as_ref().map(|s| &s.selector).unwrap_or(&EMPTY),
+    }
 }
 
 static EMPTY: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
@@ -65,7 +70,8 @@ pub fn plan(rs: &ReplicaSet, pods: &[Pod], now: DateTime<Utc>) -> Plan {
             active.push(p);
         }
     }
-    plan.recheck_at = active.iter().filter_map(|p| pods::available_at(p, min_ready_seconds(rs))).filter(|t| *t >= now).min();
+    plan.recheck_at =
+        active.iter().filter_map(|p| pods::available_at(p, min_ready_seconds(rs))).filter(|t| *t >= now).min();
     if rs.metadata.deletion_timestamp.is_some() {
         return plan;
     }
@@ -74,7 +80,8 @@ pub fn plan(rs: &ReplicaSet, pods: &[Pod], now: DateTime<Utc>) -> Plan {
         plan.create = (want - active.len()).min(BURST_REPLICAS);
     } else if active.len() > want {
         pods::deletion_order(&mut active);
-        plan.delete = active.iter().take((active.len() - want).min(BURST_REPLICAS)).map(|p| pods::name(p).to_string()).collect();
+        plan.delete =
+            active.iter().take((active.len() - want).min(BURST_REPLICAS)).map(|p| pods::name(p).to_string()).collect();
     }
     plan
 }
@@ -109,9 +116,20 @@ pub struct ManageError {
 }
 
 /// The status upstream's `calculateStatus` reports for the pods `rs` controls.
-pub fn status(rs: &ReplicaSet, controlled: &[&Pod], now: DateTime<Utc>, error: Option<&ManageError>) -> ReplicaSetStatus {
+pub fn status(
+    rs: &ReplicaSet,
+    controlled: &[&Pod],
+    now: DateTime<Utc>,
+    error: Option<&ManageError>,
+) -> ReplicaSetStatus {
     let active: Vec<&&Pod> = controlled.iter().filter(|p| pods::is_active(p)).collect();
-    let template_labels = rs.spec.as_ref().and_then(|s| s.template.as_ref()).and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.clone()).unwrap_or_default();
+    let template_labels = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.as_ref())
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
     let fully_labeled = active
         .iter()
         .filter(|p| template_labels.iter().all(|(k, v)| p.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v)))
@@ -162,13 +180,22 @@ mod tests {
 
     fn rs(replicas: i32, min_ready: i32) -> ReplicaSet {
         ReplicaSet {
-            metadata: ObjectMeta { name: Some("web-abc".into()), namespace: Some("ns".into()), uid: Some("rs-uid".into()), generation: Some(4), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some("web-abc".into()),
+                namespace: Some("ns".into()),
+                uid: Some("rs-uid".into()),
+                generation: Some(4),
+                ..Default::default()
+            },
             spec: Some(ReplicaSetSpec {
                 replicas: Some(replicas),
                 min_ready_seconds: Some(min_ready),
                 selector: LabelSelector { match_labels: Some(labels(&[("app", "web")])), match_expressions: None },
                 template: Some(PodTemplateSpec {
-                    metadata: Some(ObjectMeta { labels: Some(labels(&[("app", "web"), ("tier", "fe")])), ..Default::default() }),
+                    metadata: Some(ObjectMeta {
+                        labels: Some(labels(&[("app", "web"), ("tier", "fe")])),
+                        ..Default::default()
+                    }),
                     spec: None,
                 }),
             }),
@@ -182,7 +209,8 @@ mod tests {
         let mut l = labels(&[("app", "web")]);
         l.extend(labels(extra));
         p.metadata.labels = Some(l);
-        p.metadata.owner_references = owner.map(|u| vec![OwnerReference { uid: u.into(), controller: Some(true), ..Default::default() }]);
+        p.metadata.owner_references =
+            owner.map(|u| vec![OwnerReference { uid: u.into(), controller: Some(true), ..Default::default() }]);
         p
     }
 
@@ -277,7 +305,10 @@ mod tests {
         gone.metadata.deletion_timestamp = Some(Time(t0()));
         let pods = [&fully, &partly, &unready, &gone];
         let early = status(&set, &pods, t0() + Duration::seconds(5), None);
-        assert_eq!((early.replicas, early.fully_labeled_replicas, early.ready_replicas, early.available_replicas), (3, Some(2), Some(2), None));
+        assert_eq!(
+            (early.replicas, early.fully_labeled_replicas, early.ready_replicas, early.available_replicas),
+            (3, Some(2), Some(2), None)
+        );
         assert_eq!(early.observed_generation, Some(4));
         let later = status(&set, &pods, t0() + Duration::seconds(11), None);
         assert_eq!(later.available_replicas, Some(2));
@@ -291,7 +322,10 @@ mod tests {
         let err = ManageError { reason: "FailedCreate", message: "pods \"web-abc-\" is forbidden: quota".into() };
         let s = status(&set, &[], t0(), Some(&err));
         let c = &s.conditions.as_ref().unwrap()[0];
-        assert_eq!((c.type_.as_str(), c.status.as_str(), c.reason.as_deref()), ("ReplicaFailure", "True", Some("FailedCreate")));
+        assert_eq!(
+            (c.type_.as_str(), c.status.as_str(), c.reason.as_deref()),
+            ("ReplicaFailure", "True", Some("FailedCreate"))
+        );
         set.status = Some(s);
         assert!(status(&set, &[], t0(), None).conditions.is_none());
     }
@@ -302,6 +336,9 @@ mod tests {
         assert_eq!(p.metadata.generate_name.as_deref(), Some("web-abc-"));
         assert_eq!(p.metadata.labels, Some(labels(&[("app", "web"), ("tier", "fe")])));
         let r = &p.metadata.owner_references.as_ref().unwrap()[0];
-        assert_eq!((r.kind.as_str(), r.name.as_str(), r.controller, r.block_owner_deletion), ("ReplicaSet", "web-abc", Some(true), Some(true)));
+        assert_eq!(
+            (r.kind.as_str(), r.name.as_str(), r.controller, r.block_owner_deletion),
+            ("ReplicaSet", "web-abc", Some(true), Some(true))
+        );
     }
 }

@@ -46,13 +46,41 @@ mod tests {
             (app.clone(), vec![("app", "db")], false),
             (app.clone(), vec![], false),
             (LabelSelector::default(), vec![], true),
-            (LabelSelector { match_expressions: Some(vec![req("tier", "In", &["a", "b"])]), ..Default::default() }, vec![("tier", "b")], true),
-            (LabelSelector { match_expressions: Some(vec![req("tier", "In", &["a"])]), ..Default::default() }, vec![], false),
-            (LabelSelector { match_expressions: Some(vec![req("tier", "NotIn", &["a"])]), ..Default::default() }, vec![], true),
-            (LabelSelector { match_expressions: Some(vec![req("tier", "NotIn", &["a"])]), ..Default::default() }, vec![("tier", "a")], false),
-            (LabelSelector { match_expressions: Some(vec![req("tier", "Exists", &[])]), ..Default::default() }, vec![("tier", "")], true),
-            (LabelSelector { match_expressions: Some(vec![req("tier", "DoesNotExist", &[])]), ..Default::default() }, vec![("tier", "")], false),
-            (LabelSelector { match_expressions: Some(vec![req("tier", "Bogus", &[])]), ..Default::default() }, vec![("tier", "")], false),
+            (
+                LabelSelector { match_expressions: Some(vec![req("tier", "In", &["a", "b"])]), ..Default::default() },
+                vec![("tier", "b")],
+                true,
+            ),
+            (
+                LabelSelector { match_expressions: Some(vec![req("tier", "In", &["a"])]), ..Default::default() },
+                vec![],
+                false,
+            ),
+            (
+                LabelSelector { match_expressions: Some(vec![req("tier", "NotIn", &["a"])]), ..Default::default() },
+                vec![],
+                true,
+            ),
+            (
+                LabelSelector { match_expressions: Some(vec![req("tier", "NotIn", &["a"])]), ..Default::default() },
+                vec![("tier", "a")],
+                false,
+            ),
+            (
+                LabelSelector { match_expressions: Some(vec![req("tier", "Exists", &[])]), ..Default::default() },
+                vec![("tier", "")],
+                true,
+            ),
+            (
+                LabelSelector { match_expressions: Some(vec![req("tier", "DoesNotExist", &[])]), ..Default::default() },
+                vec![("tier", "")],
+                false,
+            ),
+            (
+                LabelSelector { match_expressions: Some(vec![req("tier", "Bogus", &[])]), ..Default::default() },
+                vec![("tier", "")],
+                false,
+            ),
         ];
         for (i, (sel, l, want)) in cases.into_iter().enumerate() {
             assert_eq!(matches(&sel, Some(&labels(&l))), want, "case {i}");

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetSpec, StatefulSetStatus};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume};
+use k8s_openapi::api::core::v1::{
+    PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use serde_json::{json, Value};
@@ -112,7 +114,10 @@ pub fn new_pod(set: &StatefulSet, template: &PodTemplateSpec, revision: &str, or
             volumes.retain(|v| v.name != tpl);
             volumes.push(Volume {
                 name: tpl.clone(),
-                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: claim_name(&tpl, name, ordinal), read_only: None }),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: claim_name(&tpl, name, ordinal),
+                    read_only: None,
+                }),
                 ..Default::default()
             });
         }
@@ -160,7 +165,12 @@ static EMPTY_SELECTOR: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSele
     k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector { match_labels: None, match_expressions: None };
 
 fn owner(set: &StatefulSet) -> Owner<'_> {
-    Owner { api_version: "apps/v1", kind: "StatefulSet", meta: &set.metadata, selector: set.spec.as_ref().map(|s| &s.selector).unwrap_or(&EMPTY_SELECTOR) }
+    Owner {
+        api_version: "apps/v1",
+        kind: "StatefulSet",
+        meta: &set.metadata,
+        selector: set.spec.as_ref().map(|s| &s.selector).unwrap_or(&EMPTY_SELECTOR),
+    }
 }
 
 /// The current and update revisions, and the write (if any) that makes the update revision exist.
@@ -180,7 +190,8 @@ fn revisions(set: &StatefulSet, spec: &StatefulSetSpec, all: &[ControllerRevisio
     let data = revision_data(&spec.template);
     let next = owned.last().map(|r| r.revision).unwrap_or(0) + 1;
     let collision = set.status.as_ref().and_then(|s| s.collision_count);
-    let equal: Vec<&ControllerRevision> = owned.iter().filter(|r| r.data.as_ref().map(|d| &d.0) == Some(&data)).collect();
+    let equal: Vec<&ControllerRevision> =
+        owned.iter().filter(|r| r.data.as_ref().map(|d| &d.0) == Some(&data)).collect();
     let (update, write) = match (equal.last(), owned.last()) {
         (Some(e), Some(last)) if e.metadata.name == last.metadata.name => ((*e).clone(), None),
         (Some(e), _) => {
@@ -211,12 +222,22 @@ fn revisions(set: &StatefulSet, spec: &StatefulSetSpec, all: &[ControllerRevisio
         }
     };
     let current_name = set.status.as_ref().and_then(|s| s.current_revision.clone());
-    let current = owned.iter().find(|r| r.metadata.name == current_name && current_name.is_some()).cloned().unwrap_or_else(|| update.clone());
+    let current = owned
+        .iter()
+        .find(|r| r.metadata.name == current_name && current_name.is_some())
+        .cloned()
+        .unwrap_or_else(|| update.clone());
     Ok(Revisions { current, update, write, owned })
 }
 
 /// Plans one pass. `pods`, `revisions` and `claims` are everything in the set's namespace.
-pub fn plan(set: &StatefulSet, all_pods: &[Pod], all_revisions: &[ControllerRevision], claims: &[PersistentVolumeClaim], now: DateTime<Utc>) -> Result<Plan, Error> {
+pub fn plan(
+    set: &StatefulSet,
+    all_pods: &[Pod],
+    all_revisions: &[ControllerRevision],
+    claims: &[PersistentVolumeClaim],
+    now: DateTime<Utc>,
+) -> Result<Plan, Error> {
     let spec = spec(set)?;
     let name = set_name(set);
     let mut actions = Vec::new();
@@ -290,19 +311,30 @@ pub fn plan(set: &StatefulSet, all_pods: &[Pod], all_revisions: &[ControllerRevi
     let update_name = revs.update.metadata.name.clone().unwrap_or_default();
     let current_count = set.status.as_ref().and_then(|s| s.current_replicas).unwrap_or(0);
     let existing_claims: BTreeSet<&str> = claims.iter().filter_map(|c| c.metadata.name.as_deref()).collect();
-    let unhealthy_first = slots.values().chain(condemned.iter().map(|(_, p)| p)).find(|p| !is_healthy(p, min_ready, now)).map(|p| pods::name(p).to_string());
+    let unhealthy_first = slots
+        .values()
+        .chain(condemned.iter().map(|(_, p)| p))
+        .find(|p| !is_healthy(p, min_ready, now))
+        .map(|p| pods::name(p).to_string());
 
     for o in start..start + replicas {
-        let missing_claims = claims_for(set, o).into_iter().filter(|c| !existing_claims.contains(c.metadata.name.as_deref().unwrap_or_default()));
+        let missing_claims = claims_for(set, o)
+            .into_iter()
+            .filter(|c| !existing_claims.contains(c.metadata.name.as_deref().unwrap_or_default()));
         match slots.get(&o) {
             None => {
                 plan.actions.extend(missing_claims.map(Action::CreateClaim));
                 // Upstream's newVersionedStatefulSetPod: ordinals below the partition keep the current revision.
-                let keep_current = rolling && match partition {
-                    Some(p) => o < start + p,
-                    None => o < start + current_count,
+                let keep_current = rolling
+                    && match partition {
+                        Some(p) => o < start + p,
+                        None => o < start + current_count,
+                    };
+                let pod = if keep_current {
+                    new_pod(set, &current_template, &current_name, o)
+                } else {
+                    new_pod(set, &spec.template, &update_name, o)
                 };
-                let pod = if keep_current { new_pod(set, &current_template, &current_name, o) } else { new_pod(set, &spec.template, &update_name, o) };
                 plan.actions.push(Action::CreatePod(pod));
                 if monotonic {
                     return Ok(finish(plan));
@@ -362,7 +394,8 @@ fn truncate_history(spec: &StatefulSetSpec, pods: &[&Pod], revs: &Revisions) -> 
     let mut live: BTreeSet<&str> = pods.iter().map(|p| revision_label(p)).collect();
     live.insert(revs.current.metadata.name.as_deref().unwrap_or_default());
     live.insert(revs.update.metadata.name.as_deref().unwrap_or_default());
-    let history: Vec<&ControllerRevision> = revs.owned.iter().filter(|r| !live.contains(r.metadata.name.as_deref().unwrap_or_default())).collect();
+    let history: Vec<&ControllerRevision> =
+        revs.owned.iter().filter(|r| !live.contains(r.metadata.name.as_deref().unwrap_or_default())).collect();
     let limit = usize::try_from(spec.revision_history_limit.unwrap_or(10)).unwrap_or(0);
     history.iter().take(history.len().saturating_sub(limit)).filter_map(|r| r.metadata.name.clone()).collect()
 }
@@ -395,7 +428,13 @@ fn status(set: &StatefulSet, owned: &[&Pod], revs: &Revisions, now: DateTime<Utc
         }
     }
     let mut current_revision = current_name;
-    let rolling = set.spec.as_ref().and_then(|s| s.update_strategy.as_ref()).and_then(|s| s.type_.as_deref()).unwrap_or("RollingUpdate") == "RollingUpdate";
+    let rolling = set
+        .spec
+        .as_ref()
+        .and_then(|s| s.update_strategy.as_ref())
+        .and_then(|s| s.type_.as_deref())
+        .unwrap_or("RollingUpdate")
+        == "RollingUpdate";
     if rolling && updated == replicas && ready == replicas {
         current = updated;
         current_revision = update_name.clone();

@@ -61,13 +61,7 @@ fn launch(dir: &Path) -> ExitCode {
         _ => return ExitCode::FAILURE,
     };
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("edge-shim"));
-    let mut child = match Command::new(exe)
-        .arg("--serve")
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
+    let mut child = match Command::new(exe).arg("--serve").arg(dir).stdin(Stdio::null()).stdout(out).stderr(err).spawn()
     {
         Ok(c) => c,
         Err(e) => {

@@ -133,4 +133,3 @@ pub fn ns_inode(path: &str) -> u64 {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).unwrap().ino()
 }
-

@@ -101,18 +101,12 @@ pub fn compare_values(a: &Value, b: &Value) -> Ordering {
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
         (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
             (Some(x), Some(y)) => x.cmp(&y),
-            _ => x
-                .as_f64()
-                .unwrap_or(0.0)
-                .total_cmp(&y.as_f64().unwrap_or(0.0)),
+            _ => x.as_f64().unwrap_or(0.0).total_cmp(&y.as_f64().unwrap_or(0.0)),
         },
         (Value::String(x), Value::String(y)) => x.cmp(y),
-        (Value::Array(x), Value::Array(y)) => x
-            .iter()
-            .zip(y)
-            .map(|(p, q)| compare_values(p, q))
-            .find(|o| o.is_ne())
-            .unwrap_or(x.len().cmp(&y.len())),
+        (Value::Array(x), Value::Array(y)) => {
+            x.iter().zip(y).map(|(p, q)| compare_values(p, q)).find(|o| o.is_ne()).unwrap_or(x.len().cmp(&y.len()))
+        }
         (Value::Object(x), Value::Object(y)) => {
             let mut xs: Vec<_> = x.iter().collect();
             let mut ys: Vec<_> = y.iter().collect();
@@ -267,16 +261,12 @@ impl Set {
     /// Upstream's `EnsureNamedFieldsAreMembers`: a struct field with owned children counts
     /// as a member itself.
     pub fn with_fields_as_members(&self) -> Set {
-        let mut out = Set {
-            members: self.members.clone(),
-            children: BTreeMap::new(),
-        };
+        let mut out = Set { members: self.members.clone(), children: BTreeMap::new() };
         for (pe, child) in &self.children {
             if matches!(pe, PathElement::Field(_)) {
                 out.members.insert(pe.clone());
             }
-            out.children
-                .insert(pe.clone(), child.with_fields_as_members());
+            out.children.insert(pe.clone(), child.with_fields_as_members());
         }
         out
     }
@@ -304,8 +294,7 @@ impl Set {
     /// The `FieldsV1` JSON for this set.
     pub fn to_fields_v1(&self) -> Value {
         let mut out = Map::new();
-        let elements: BTreeSet<&PathElement> =
-            self.members.iter().chain(self.children.keys()).collect();
+        let elements: BTreeSet<&PathElement> = self.members.iter().chain(self.children.keys()).collect();
         for pe in elements {
             let mut inner = Map::new();
             if let Some(child) = self.children.get(pe) {
@@ -329,9 +318,7 @@ impl Set {
                 continue;
             }
             let pe = PathElement::decode(key)?;
-            let inner_obj = inner
-                .as_object()
-                .ok_or("FieldsV1 entries must be objects")?;
+            let inner_obj = inner.as_object().ok_or("FieldsV1 entries must be objects")?;
             if inner_obj.is_empty() || inner_obj.contains_key(".") {
                 set.members.insert(pe.clone());
             }
@@ -362,10 +349,7 @@ mod tests {
         assert!(set.has(&[f("metadata"), f("labels")]));
         assert!(!set.has(&[f("metadata")]));
         assert!(set.has(&[f("spec"), f("selector")]));
-        let port = PathElement::key(vec![
-            ("protocol".into(), json!("TCP")),
-            ("port".into(), json!(80)),
-        ]);
+        let port = PathElement::key(vec![("protocol".into(), json!("TCP")), ("port".into(), json!(80))]);
         assert!(set.has(&[f("spec"), f("ports"), port.clone(), f("port")]));
         assert_eq!(serde_json::to_string(&set.to_fields_v1()).unwrap(), text);
     }
@@ -378,22 +362,11 @@ mod tests {
         assert!(k9 < k10);
         assert!(f("z") < k9);
         assert!(k10 < PathElement::Value(json!("a")));
-        let path = vec![
-            f("spec"),
-            f("containers"),
-            PathElement::key(vec![("name".into(), json!("nginx"))]),
-            f("image"),
-        ];
+        let path =
+            vec![f("spec"), f("containers"), PathElement::key(vec![("name".into(), json!("nginx"))]), f("image")];
+        assert_eq!(path_string(&path), r#".spec.containers[name="nginx"].image"#);
         assert_eq!(
-            path_string(&path),
-            r#".spec.containers[name="nginx"].image"#
-        );
-        assert_eq!(
-            path_string(&[
-                f("metadata"),
-                f("finalizers"),
-                PathElement::Value(json!("x"))
-            ]),
+            path_string(&[f("metadata"), f("finalizers"), PathElement::Value(json!("x"))]),
             r#".metadata.finalizers[="x"]"#
         );
     }

@@ -22,13 +22,7 @@ pub struct Entry {
 impl Entry {
     /// Upstream's manager identity: apply entries ignore apiVersion, so re-applying with
     /// another version updates the same entry.
-    pub fn same_manager(
-        &self,
-        manager: &str,
-        operation: &str,
-        api_version: &str,
-        subresource: &str,
-    ) -> bool {
+    pub fn same_manager(&self, manager: &str, operation: &str, api_version: &str, subresource: &str) -> bool {
         self.manager == manager
             && self.operation == operation
             && self.subresource == subresource
@@ -78,14 +72,10 @@ pub fn decode(object: &Value) -> Option<Vec<Entry>> {
     for v in list {
         let entry = Entry::decode(v)?;
         // Entries of one identity are one manager: fold duplicates together.
-        match entries.iter_mut().find(|e| {
-            e.same_manager(
-                &entry.manager,
-                &entry.operation,
-                &entry.api_version,
-                &entry.subresource,
-            )
-        }) {
+        match entries
+            .iter_mut()
+            .find(|e| e.same_manager(&entry.manager, &entry.operation, &entry.api_version, &entry.subresource))
+        {
             Some(existing) => existing.set = existing.set.union(&entry.set),
             None => entries.push(entry),
         }
@@ -100,12 +90,7 @@ pub fn encode_into(object: &mut Value, mut entries: Vec<Entry>) {
     entries.sort_by(|a, b| {
         a.operation
             .cmp(&b.operation)
-            .then_with(|| {
-                a.time
-                    .as_deref()
-                    .unwrap_or("")
-                    .cmp(b.time.as_deref().unwrap_or(""))
-            })
+            .then_with(|| a.time.as_deref().unwrap_or("").cmp(b.time.as_deref().unwrap_or("")))
             .then_with(|| a.manager.cmp(&b.manager))
             .then_with(|| a.api_version.cmp(&b.api_version))
             .then_with(|| a.subresource.cmp(&b.subresource))
@@ -113,18 +98,13 @@ pub fn encode_into(object: &mut Value, mut entries: Vec<Entry>) {
     let Some(root) = object.as_object_mut() else {
         return;
     };
-    let metadata = root
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
+    let metadata = root.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
     let Some(metadata) = metadata.as_object_mut() else {
         return;
     };
     if entries.is_empty() {
         metadata.shift_remove("managedFields");
     } else {
-        metadata.insert(
-            "managedFields".into(),
-            Value::Array(entries.iter().map(Entry::encode).collect()),
-        );
+        metadata.insert("managedFields".into(), Value::Array(entries.iter().map(Entry::encode).collect()));
     }
 }

@@ -60,11 +60,7 @@ impl Conflict {
 /// Upstream's conflict error text.
 pub fn conflicts_message(conflicts: &[Conflict]) -> String {
     if let [only] = conflicts {
-        return format!(
-            "Apply failed with 1 conflict: conflict with {}: {}",
-            only.manager_text(),
-            only.field
-        );
+        return format!("Apply failed with 1 conflict: conflict with {}: {}", only.manager_text(), only.field);
     }
     let mut managers: Vec<String> = conflicts.iter().map(Conflict::manager_text).collect();
     managers.sort();
@@ -76,11 +72,7 @@ pub fn conflicts_message(conflicts: &[Conflict]) -> String {
             lines.push(format!("- {}", c.field));
         }
     }
-    format!(
-        "Apply failed with {} conflicts: {}",
-        conflicts.len(),
-        lines.join("\n")
-    )
+    format!("Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -148,27 +140,20 @@ fn ignored_fields(ty: &TypeRef, subresource: Option<&str>) -> Set {
 
 fn prepare_config(applied: &Value, ty: &TypeRef) -> Result<Value, ApplyError> {
     let mut config = applied.clone();
-    let obj = config
-        .as_object_mut()
-        .ok_or_else(|| ApplyError::Invalid("apply configuration must be an object".into()))?;
+    let obj =
+        config.as_object_mut().ok_or_else(|| ApplyError::Invalid("apply configuration must be an object".into()))?;
     if schema::resets_status(ty) {
         obj.shift_remove("status");
     }
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         match meta.get("managedFields") {
             Some(Value::Array(a)) if !a.is_empty() => {
-                return Err(ApplyError::Invalid(
-                    "metadata.managedFields must be nil".into(),
-                ))
+                return Err(ApplyError::Invalid("metadata.managedFields must be nil".into()))
             }
             Some(Value::Array(_) | Value::Null) => {
                 meta.shift_remove("managedFields");
             }
-            Some(_) => {
-                return Err(ApplyError::Invalid(
-                    "metadata.managedFields must be nil".into(),
-                ))
-            }
+            Some(_) => return Err(ApplyError::Invalid("metadata.managedFields must be nil".into())),
             None => {}
         }
     }
@@ -192,19 +177,13 @@ pub fn server_side_apply(
     let ignored = ignored_fields(ty, None);
     let strip = strip_set();
     let zero = schema::zero_object(ty);
-    let base = live
-        .cloned()
-        .unwrap_or_else(|| Value::Object(Default::default()));
+    let base = live.cloned().unwrap_or_else(|| Value::Object(Default::default()));
     let before = live.unwrap_or(&zero);
 
     let mut entries = live.and_then(managed::decode).unwrap_or_default();
     if let (Some(live), true) = (live, entries.is_empty()) {
         // Whoever wrote the object before any tracking owns everything it set.
-        let set = walker
-            .compare(&zero, live)
-            .exclude(&ignored)
-            .changed()
-            .difference(&strip);
+        let set = walker.compare(&zero, live).exclude(&ignored).changed().difference(&strip);
         entries.push(Entry {
             manager: BEFORE_FIRST_APPLY.into(),
             operation: UPDATE.into(),
@@ -217,21 +196,13 @@ pub fn server_side_apply(
 
     let mut result = walker.merge(&base, &config).map_err(ApplyError::Invalid)?;
     // Unstripped, so metadata.name keeps `metadata` itself owned while pruning.
-    let applied_set = walker
-        .field_set(&config)
-        .map_err(ApplyError::Invalid)?
-        .recursive_difference(&ignored);
-    let previous = entries
-        .iter()
-        .position(|e| e.same_manager(manager, APPLY, &api_version, ""))
-        .map(|i| entries.remove(i));
+    let applied_set = walker.field_set(&config).map_err(ApplyError::Invalid)?.recursive_difference(&ignored);
+    let previous =
+        entries.iter().position(|e| e.same_manager(manager, APPLY, &api_version, "")).map(|i| entries.remove(i));
 
     if let Some(previous) = &previous {
         // Fields this manager applied before and dropped now go, unless someone owns them.
-        let owned = entries
-            .iter()
-            .fold(applied_set.clone(), |acc, e| acc.union(&e.set))
-            .with_fields_as_members();
+        let owned = entries.iter().fold(applied_set.clone(), |acc, e| acc.union(&e.set)).with_fields_as_members();
         let dropped = previous.set.with_fields_as_members().difference(&owned);
         walker.remove(&mut result, &dropped);
     }
@@ -255,10 +226,7 @@ pub fn server_side_apply(
         return Err(ApplyError::Conflicts(conflicts));
     }
     for entry in &mut entries {
-        entry.set = entry
-            .set
-            .difference(&changed)
-            .difference(&comparison.removed);
+        entry.set = entry.set.difference(&changed).difference(&comparison.removed);
     }
 
     let time = match &previous {
@@ -296,29 +264,17 @@ pub fn track_update(
 
     // A client may edit managedFields directly on the main resource; an empty or unreadable
     // list means "keep what the server has".
-    let sent = if sub.is_empty() {
-        managed::decode(new).filter(|e| !e.is_empty())
-    } else {
-        None
-    };
-    let mut entries = sent
-        .or_else(|| old.and_then(managed::decode))
-        .unwrap_or_default();
+    let sent = if sub.is_empty() { managed::decode(new).filter(|e| !e.is_empty()) } else { None };
+    let mut entries = sent.or_else(|| old.and_then(managed::decode)).unwrap_or_default();
 
     let comparison = walker.compare(old.unwrap_or(&zero), new).exclude(&ignored);
     let changed = comparison.changed();
     for entry in &mut entries {
-        entry.set = entry
-            .set
-            .difference(&changed)
-            .difference(&comparison.removed);
+        entry.set = entry.set.difference(&changed).difference(&comparison.removed);
     }
     let mine = changed.difference(&strip_set());
     if !mine.is_empty() {
-        match entries
-            .iter_mut()
-            .find(|e| e.same_manager(manager, UPDATE, &api_version, sub))
-        {
+        match entries.iter_mut().find(|e| e.same_manager(manager, UPDATE, &api_version, sub)) {
             Some(entry) => {
                 entry.set = entry.set.union(&mine);
                 entry.time = Some(now.to_string());

@@ -4,16 +4,8 @@ use serde_json::{json, Value};
 
 use super::*;
 
-const DEPLOY: TypeRef = TypeRef {
-    group: "apps",
-    version: "v1",
-    kind: "Deployment",
-};
-const CM: TypeRef = TypeRef {
-    group: "",
-    version: "v1",
-    kind: "ConfigMap",
-};
+const DEPLOY: TypeRef = TypeRef { group: "apps", version: "v1", kind: "Deployment" };
+const CM: TypeRef = TypeRef { group: "", version: "v1", kind: "ConfigMap" };
 const T1: &str = "2024-01-01T00:00:00Z";
 const T2: &str = "2024-01-02T00:00:00Z";
 const T3: &str = "2024-01-03T00:00:00Z";
@@ -35,16 +27,11 @@ fn config(replicas: i64, image: &str) -> Value {
 }
 
 fn managed(obj: &Value) -> &Vec<Value> {
-    obj["metadata"]["managedFields"]
-        .as_array()
-        .expect("managedFields")
+    obj["metadata"]["managedFields"].as_array().expect("managedFields")
 }
 
 fn entry<'a>(obj: &'a Value, manager: &str) -> Option<&'a Value> {
-    obj["metadata"]["managedFields"]
-        .as_array()?
-        .iter()
-        .find(|e| e["manager"] == manager)
+    obj["metadata"]["managedFields"].as_array()?.iter().find(|e| e["manager"] == manager)
 }
 
 fn owns(obj: &Value, manager: &str, path: &[&str]) -> bool {
@@ -61,24 +48,11 @@ fn owns(obj: &Value, manager: &str, path: &[&str]) -> bool {
     true
 }
 
-fn apply(
-    live: Option<&Value>,
-    cfg: &Value,
-    manager: &str,
-    force: bool,
-    now: &str,
-) -> Result<Value, ApplyError> {
+fn apply(live: Option<&Value>, cfg: &Value, manager: &str, force: bool, now: &str) -> Result<Value, ApplyError> {
     server_side_apply(live, cfg, manager, force, &DEPLOY, now)
 }
 
-const IMAGE: [&str; 6] = [
-    "f:spec",
-    "f:template",
-    "f:spec",
-    "f:containers",
-    r#"k:{"name":"nginx"}"#,
-    "f:image",
-];
+const IMAGE: [&str; 6] = ["f:spec", "f:template", "f:spec", "f:containers", r#"k:{"name":"nginx"}"#, "f:image"];
 
 #[test]
 fn create_records_upstream_fields_v1() {
@@ -114,37 +88,17 @@ fn create_records_upstream_fields_v1() {
     );
     assert_eq!(got["spec"]["replicas"], 2);
     assert_eq!(got["metadata"]["name"], "web");
-    assert!(
-        got.get("status").is_none(),
-        "create must not invent fields: {got}"
-    );
+    assert!(got.get("status").is_none(), "create must not invent fields: {got}");
 }
 
 #[test]
 fn reapply_unchanged_is_a_no_op() {
     let first = apply(None, &config(2, "nginx:1.7.9"), "kubectl", false, T1).unwrap();
-    let again = apply(
-        Some(&first),
-        &config(2, "nginx:1.7.9"),
-        "kubectl",
-        false,
-        T2,
-    )
-    .unwrap();
+    let again = apply(Some(&first), &config(2, "nginx:1.7.9"), "kubectl", false, T2).unwrap();
     assert_eq!(again, first);
-    assert_eq!(
-        serde_json::to_string(&again).unwrap(),
-        serde_json::to_string(&first).unwrap()
-    );
+    assert_eq!(serde_json::to_string(&again).unwrap(), serde_json::to_string(&first).unwrap());
     // A real change bumps the time.
-    let changed = apply(
-        Some(&first),
-        &config(3, "nginx:1.7.9"),
-        "kubectl",
-        false,
-        T2,
-    )
-    .unwrap();
+    let changed = apply(Some(&first), &config(3, "nginx:1.7.9"), "kubectl", false, T2).unwrap();
     assert_eq!(changed["spec"]["replicas"], 3);
     assert_eq!(managed(&changed)[0]["time"], T2);
 }
@@ -186,8 +140,7 @@ fn conflicts_with_other_managers() {
             (got, want) => panic!("got {got:?}, want {want:?}"),
         }
     }
-    let Err(ApplyError::Conflicts(conflicts)) =
-        apply(Some(&live), &config(2, "nginx:1.9.1"), "kubectl", false, T3)
+    let Err(ApplyError::Conflicts(conflicts)) = apply(Some(&live), &config(2, "nginx:1.9.1"), "kubectl", false, T3)
     else {
         panic!("expected conflicts")
     };
@@ -201,20 +154,14 @@ fn conflicts_with_other_managers() {
             subresource: String::new(),
         }]
     );
-    assert_eq!(
-        conflicts[0].cause_message(),
-        r#"conflict with "kubectl-edit" using apps/v1"#
-    );
+    assert_eq!(conflicts[0].cause_message(), r#"conflict with "kubectl-edit" using apps/v1"#);
 }
 
 #[test]
 fn conflicts_with_another_applier_name_no_version() {
     let live = apply(None, &config(2, "nginx:1.7.9"), "ci", false, T1).unwrap();
     let err = apply(Some(&live), &config(4, "nginx:1.7.9"), "kubectl", false, T2).unwrap_err();
-    assert_eq!(
-        err.message(),
-        r#"Apply failed with 1 conflict: conflict with "ci": .spec.replicas"#
-    );
+    assert_eq!(err.message(), r#"Apply failed with 1 conflict: conflict with "ci": .spec.replicas"#);
 }
 
 #[test]
@@ -228,10 +175,7 @@ fn force_moves_ownership() {
     assert!(owns(&got, "kubectl-edit", &IMAGE));
 
     let got = apply(Some(&live), &config(2, "nginx:1.7.9"), "kubectl", true, T3).unwrap();
-    assert!(
-        entry(&got, "kubectl-edit").is_none(),
-        "an emptied entry is dropped: {got}"
-    );
+    assert!(entry(&got, "kubectl-edit").is_none(), "an emptied entry is dropped: {got}");
     assert_eq!(managed(&got).len(), 1);
 }
 
@@ -252,52 +196,23 @@ fn omitted_fields_are_removed_unless_owned_elsewhere() {
     shared["metadata"]["annotations"] = json!({"x": "y"});
     let shared = track_update(Some(&first), &shared, "labeller", None, &DEPLOY, T2);
     // The second write changed only the annotation, so labeller owns just that.
-    assert!(!owns(
-        &shared,
-        "labeller",
-        &["f:metadata", "f:labels", "f:team"]
-    ));
+    assert!(!owns(&shared, "labeller", &["f:metadata", "f:labels", "f:team"]));
     let mut relabel = shared.clone();
     relabel["metadata"]["labels"]["team"] = json!("b");
     let relabelled = track_update(Some(&shared), &relabel, "labeller", None, &DEPLOY, T2);
-    assert!(owns(
-        &relabelled,
-        "labeller",
-        &["f:metadata", "f:labels", "f:team"]
-    ));
-    assert!(!owns(
-        &relabelled,
-        "kubectl",
-        &["f:metadata", "f:labels", "f:team"]
-    ));
+    assert!(owns(&relabelled, "labeller", &["f:metadata", "f:labels", "f:team"]));
+    assert!(!owns(&relabelled, "kubectl", &["f:metadata", "f:labels", "f:team"]));
 
-    let got = apply(
-        Some(&relabelled),
-        &config(2, "nginx:1.7.9"),
-        "kubectl",
-        false,
-        T3,
-    )
-    .unwrap();
-    assert_eq!(
-        got["metadata"]["labels"],
-        json!({"app": "web", "team": "b"})
-    );
-    let names: Vec<&Value> = got["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| &c["name"])
-        .collect();
+    let got = apply(Some(&relabelled), &config(2, "nginx:1.7.9"), "kubectl", false, T3).unwrap();
+    assert_eq!(got["metadata"]["labels"], json!({"app": "web", "team": "b"}));
+    let names: Vec<&Value> =
+        got["spec"]["template"]["spec"]["containers"].as_array().unwrap().iter().map(|c| &c["name"]).collect();
     assert_eq!(names, [&json!("nginx")]);
     assert_eq!(got["metadata"]["annotations"], json!({"x": "y"}));
 
     // Dropping replicas removes it (nobody else owns it); the server defaults it again.
     let mut no_replicas = config(2, "nginx:1.7.9");
-    no_replicas["spec"]
-        .as_object_mut()
-        .unwrap()
-        .shift_remove("replicas");
+    no_replicas["spec"].as_object_mut().unwrap().shift_remove("replicas");
     let got = apply(Some(&got), &no_replicas, "kubectl", false, T3).unwrap();
     assert!(got["spec"].get("replicas").is_none());
     assert_eq!(got["metadata"]["name"], "web");
@@ -322,16 +237,11 @@ fn managed_fields_in_config_rejected() {
     cfg["metadata"]["managedFields"] = json!([{"manager": "x"}]);
     assert_eq!(
         apply(None, &cfg, "kubectl", false, T1),
-        Err(ApplyError::Invalid(
-            "metadata.managedFields must be nil".into()
-        ))
+        Err(ApplyError::Invalid("metadata.managedFields must be nil".into()))
     );
     let mut dup = config(2, "x");
     dup["spec"]["template"]["spec"]["containers"] = json!([{"name": "a"}, {"name": "a"}]);
-    assert!(matches!(
-        apply(None, &dup, "kubectl", false, T1),
-        Err(ApplyError::Invalid(_))
-    ));
+    assert!(matches!(apply(None, &dup, "kubectl", false, T1), Err(ApplyError::Invalid(_))));
 }
 
 #[test]
@@ -389,14 +299,7 @@ fn track_update_create_matches_upstream_shape() {
 
 #[test]
 fn track_update_transfers_ownership() {
-    let created = track_update(
-        None,
-        &config(1, "nginx:1.7.9"),
-        "kubectl-create",
-        None,
-        &DEPLOY,
-        T1,
-    );
+    let created = track_update(None, &config(1, "nginx:1.7.9"), "kubectl-create", None, &DEPLOY, T1);
     let mut new = created.clone();
     new["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.9.1");
     let got = track_update(Some(&created), &new, "kubectl-set", None, &DEPLOY, T2);
@@ -407,27 +310,14 @@ fn track_update_transfers_ownership() {
     assert_eq!(order, [&json!("kubectl-create"), &json!("kubectl-set")]);
 
     // No change: nothing recorded, object untouched.
-    assert_eq!(
-        track_update(Some(&got), &got, "noop", None, &DEPLOY, T3),
-        got
-    );
+    assert_eq!(track_update(Some(&got), &got, "noop", None, &DEPLOY, T3), got);
 
     // Removing a field takes it out of every set.
     let mut trimmed = got.clone();
-    trimmed["metadata"]
-        .as_object_mut()
-        .unwrap()
-        .shift_remove("labels");
+    trimmed["metadata"].as_object_mut().unwrap().shift_remove("labels");
     let trimmed = track_update(Some(&got), &trimmed, "kubectl-edit", None, &DEPLOY, T3);
-    assert!(!owns(
-        &trimmed,
-        "kubectl-create",
-        &["f:metadata", "f:labels"]
-    ));
-    assert!(
-        entry(&trimmed, "kubectl-edit").is_none(),
-        "a pure removal owns nothing"
-    );
+    assert!(!owns(&trimmed, "kubectl-create", &["f:metadata", "f:labels"]));
+    assert!(entry(&trimmed, "kubectl-edit").is_none(), "a pure removal owns nothing");
 }
 
 #[test]
@@ -436,14 +326,7 @@ fn track_update_status_subresource() {
     let mut new = created.clone();
     new["status"] = json!({"replicas": 1, "conditions": [{"type": "Available", "status": "True"}]});
     new["spec"]["replicas"] = json!(9);
-    let got = track_update(
-        Some(&created),
-        &new,
-        "deployment-controller",
-        Some("status"),
-        &DEPLOY,
-        T2,
-    );
+    let got = track_update(Some(&created), &new, "deployment-controller", Some("status"), &DEPLOY, T2);
     let e = entry(&got, "deployment-controller").unwrap();
     assert_eq!(e["subresource"], "status");
     assert_eq!(
@@ -480,10 +363,7 @@ fn sets_and_atomic_items() {
     let mut two = cm.clone();
     two["metadata"]["finalizers"] = json!(["example.com/a", "example.com/b"]);
     let two = server_side_apply(Some(&got), &two, "m", false, &CM, T2).unwrap();
-    assert_eq!(
-        two["metadata"]["finalizers"],
-        json!(["example.com/a", "example.com/b"])
-    );
+    assert_eq!(two["metadata"]["finalizers"], json!(["example.com/a", "example.com/b"]));
     let mut only_b = cm.clone();
     only_b["metadata"]["finalizers"] = json!(["example.com/b"]);
     let only_b = server_side_apply(Some(&two), &only_b, "m", false, &CM, T3).unwrap();
@@ -501,28 +381,11 @@ fn apply_merges_lists_by_key_and_keeps_others_items() {
         "spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "busybox"}]}}}
     });
     let got = apply(Some(&live), &sidecar, "injector", false, T2).unwrap();
-    let names: Vec<&Value> = got["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| &c["name"])
-        .collect();
+    let names: Vec<&Value> =
+        got["spec"]["template"]["spec"]["containers"].as_array().unwrap().iter().map(|c| &c["name"]).collect();
     assert_eq!(names, [&json!("nginx"), &json!("sidecar")]);
-    assert_eq!(
-        got["spec"]["template"]["spec"]["containers"][0]["ports"],
-        json!([{"containerPort": 80}])
-    );
-    assert!(owns(
-        &got,
-        "injector",
-        &[
-            "f:spec",
-            "f:template",
-            "f:spec",
-            "f:containers",
-            r#"k:{"name":"sidecar"}"#
-        ]
-    ));
+    assert_eq!(got["spec"]["template"]["spec"]["containers"][0]["ports"], json!([{"containerPort": 80}]));
+    assert!(owns(&got, "injector", &["f:spec", "f:template", "f:spec", "f:containers", r#"k:{"name":"sidecar"}"#]));
 }
 
 #[test]
@@ -538,14 +401,7 @@ fn track_update_accepts_client_sent_managed_fields_on_main_resource_only() {
     assert_eq!(managed(&got).len(), 1);
     assert!(owns(&got, "gitops", &["f:spec", "f:replicas"]));
     // On a subresource the stored list wins.
-    let got = track_update(
-        Some(&created),
-        &sent,
-        "kubectl-edit",
-        Some("scale"),
-        &DEPLOY,
-        T2,
-    );
+    let got = track_update(Some(&created), &sent, "kubectl-edit", Some("scale"), &DEPLOY, T2);
     assert!(entry(&got, "gitops").is_none());
     assert!(entry(&got, "kubectl").is_some());
 }

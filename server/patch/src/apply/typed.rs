@@ -55,9 +55,7 @@ impl<'a> Walker<'a> {
     fn item_element(&self, item: &Value, list: &SsaList) -> Result<PathElement, String> {
         match list {
             SsaList::Map(keys) => {
-                let obj = item
-                    .as_object()
-                    .ok_or_else(|| format!("associative list item is not an object: {item}"))?;
+                let obj = item.as_object().ok_or_else(|| format!("associative list item is not an object: {item}"))?;
                 let mut fields = Vec::with_capacity(keys.len());
                 for key in keys.iter() {
                     let value = match (obj.get(key.name), key.default) {
@@ -81,11 +79,7 @@ impl<'a> Walker<'a> {
 
     /// Pairs every item of a keyed/set list with its path element. Duplicates are an error
     /// in a configuration (upstream rejects them on apply).
-    fn index_items<'v>(
-        &self,
-        items: &'v [Value],
-        list: &SsaList,
-    ) -> Result<Vec<(PathElement, &'v Value)>, String> {
+    fn index_items<'v>(&self, items: &'v [Value], list: &SsaList) -> Result<Vec<(PathElement, &'v Value)>, String> {
         let mut out: Vec<(PathElement, &Value)> = Vec::with_capacity(items.len());
         for item in items {
             let pe = self.item_element(item, list)?;
@@ -147,14 +141,7 @@ impl<'a> Walker<'a> {
     /// What changed from `lhs` to `rhs` (upstream's `Compare`).
     pub fn compare(&self, lhs: &Value, rhs: &Value) -> Comparison {
         let mut out = Comparison::default();
-        self.compare_at(
-            Some(lhs),
-            Some(rhs),
-            &mut Vec::new(),
-            &mut Vec::new(),
-            false,
-            &mut out,
-        );
+        self.compare_at(Some(lhs), Some(rhs), &mut Vec::new(), &mut Vec::new(), false, &mut out);
         out
     }
 
@@ -169,18 +156,13 @@ impl<'a> Walker<'a> {
     ) {
         let recursed = match (lhs, rhs) {
             (None, None) => return,
-            (Some(Value::Object(_)) | None, Some(Value::Object(_)) | None)
-                if !atomic && !self.atomic_map(names) =>
-            {
+            (Some(Value::Object(_)) | None, Some(Value::Object(_)) | None) if !atomic && !self.atomic_map(names) => {
                 let l = lhs.and_then(Value::as_object);
                 let r = rhs.and_then(Value::as_object);
                 if l.is_none_or(Map::is_empty) && r.is_none_or(Map::is_empty) {
                     false
                 } else {
-                    let only_r = r
-                        .into_iter()
-                        .flat_map(Map::keys)
-                        .filter(|k| !l.is_some_and(|l| l.contains_key(*k)));
+                    let only_r = r.into_iter().flat_map(Map::keys).filter(|k| !l.is_some_and(|l| l.contains_key(*k)));
                     for key in l.into_iter().flat_map(Map::keys).chain(only_r) {
                         names.push(key);
                         path.push(PathElement::Field(key.clone()));
@@ -202,14 +184,9 @@ impl<'a> Walker<'a> {
                 let list = self.list(names);
                 let l = lhs.and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
                 let r = rhs.and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
-                let indexed = (
-                    self.index_items_lenient(l, &list.ssa),
-                    self.index_items_lenient(r, &list.ssa),
-                );
+                let indexed = (self.index_items_lenient(l, &list.ssa), self.index_items_lenient(r, &list.ssa));
                 match indexed {
-                    (Some(li), Some(ri))
-                        if list.ssa != SsaList::Atomic && !(l.is_empty() && r.is_empty()) =>
-                    {
+                    (Some(li), Some(ri)) if list.ssa != SsaList::Atomic && !(l.is_empty() && r.is_empty()) => {
                         let find = |items: &[(PathElement, &'v Value)], pe: &PathElement| {
                             items.iter().find(|(p, _)| p == pe).map(|(_, v)| *v)
                         };
@@ -220,14 +197,7 @@ impl<'a> Walker<'a> {
                             }
                             seen.push(pe);
                             path.push(pe.clone());
-                            self.compare_at(
-                                find(&li, pe),
-                                find(&ri, pe),
-                                names,
-                                path,
-                                list.atomic_items,
-                                out,
-                            );
+                            self.compare_at(find(&li, pe), find(&ri, pe), names, path, list.atomic_items, out);
                             path.pop();
                         }
                         true
@@ -255,11 +225,7 @@ impl<'a> Walker<'a> {
 
     /// Live objects may hold lists a configuration could not (duplicates, missing keys);
     /// such a list is compared as a whole instead.
-    fn index_items_lenient<'v>(
-        &self,
-        items: &'v [Value],
-        list: &SsaList,
-    ) -> Option<Vec<(PathElement, &'v Value)>> {
+    fn index_items_lenient<'v>(&self, items: &'v [Value], list: &SsaList) -> Option<Vec<(PathElement, &'v Value)>> {
         if *list == SsaList::Atomic {
             return Some(Vec::new());
         }
@@ -289,8 +255,7 @@ impl<'a> Walker<'a> {
                         continue;
                     }
                     names.push(key);
-                    let merged =
-                        self.merge_at(live_map.and_then(|l| l.get(key)), value, names, false);
+                    let merged = self.merge_at(live_map.and_then(|l| l.get(key)), value, names, false);
                     names.pop();
                     out.insert(key.clone(), merged?);
                 }
@@ -303,9 +268,7 @@ impl<'a> Walker<'a> {
                 }
                 let cfg_items = self.index_items(cfg, &list.ssa)?;
                 let live_items = match live {
-                    Some(Value::Array(l)) => {
-                        self.index_items_lenient(l, &list.ssa).unwrap_or_default()
-                    }
+                    Some(Value::Array(l)) => self.index_items_lenient(l, &list.ssa).unwrap_or_default(),
                     _ => Vec::new(),
                 };
                 self.merge_list(&live_items, &cfg_items, names, list.atomic_items)
@@ -325,10 +288,7 @@ impl<'a> Walker<'a> {
     ) -> Result<Value, String> {
         let in_cfg = |pe: &PathElement| cfg.iter().any(|(p, _)| p == pe);
         let find_live = |pe: &PathElement| live.iter().find(|(p, _)| p == pe).map(|(_, v)| *v);
-        let mut shared = cfg
-            .iter()
-            .map(|(pe, _)| pe)
-            .filter(|pe| find_live(pe).is_some());
+        let mut shared = cfg.iter().map(|(pe, _)| pe).filter(|pe| find_live(pe).is_some());
         let mut next_shared = shared.next();
         let mut merged: Vec<&PathElement> = Vec::new();
         let mut out = Vec::with_capacity(live.len().max(cfg.len()));
@@ -383,9 +343,7 @@ impl<'a> Walker<'a> {
                     let pe = PathElement::Field(key.clone());
                     if set.members().contains(&pe) {
                         map.shift_remove(&key);
-                    } else if let (Some(child_set), Some(child)) =
-                        (set.child(&pe), map.get_mut(&key))
-                    {
+                    } else if let (Some(child_set), Some(child)) = (set.child(&pe), map.get_mut(&key)) {
                         names.push(key);
                         self.remove_at(child, child_set, names);
                         names.pop();

@@ -18,10 +18,7 @@ impl Message {
     }
 
     pub(crate) fn field(&self, number: u32) -> Option<&'static Field> {
-        self.fields
-            .binary_search_by_key(&number, |f| f.number)
-            .ok()
-            .and_then(|i| self.fields.get(i))
+        self.fields.binary_search_by_key(&number, |f| f.number).ok().and_then(|i| self.fields.get(i))
     }
 }
 
@@ -36,20 +33,8 @@ pub(crate) struct Field {
 }
 
 impl Field {
-    pub(crate) const fn new(
-        number: u32,
-        json: &'static str,
-        ty: Ty,
-        shape: Shape,
-        presence: Presence,
-    ) -> Self {
-        Self {
-            number,
-            json,
-            ty,
-            shape,
-            presence,
-        }
+    pub(crate) const fn new(number: u32, json: &'static str, ty: Ty, shape: Shape, presence: Presence) -> Self {
+        Self { number, json, ty, shape, presence }
     }
 }
 
@@ -101,10 +86,7 @@ pub(crate) enum Presence {
 
 /// The message of a top-level kind.
 pub(crate) fn root(api_version: &str, kind: &str) -> Option<&'static Message> {
-    generated::ROOTS
-        .iter()
-        .find(|(v, k, _)| *v == api_version && *k == kind)
-        .map(|(_, _, m)| *m)
+    generated::ROOTS.iter().find(|(v, k, _)| *v == api_version && *k == kind).map(|(_, _, m)| *m)
 }
 
 #[cfg(test)]
@@ -141,28 +123,13 @@ mod tests {
     fn fields_are_sorted_unique_and_named() {
         for m in all_messages() {
             for pair in m.fields.windows(2) {
-                assert!(
-                    pair[0].number < pair[1].number,
-                    "{}: fields out of order",
-                    m.name
-                );
+                assert!(pair[0].number < pair[1].number, "{}: fields out of order", m.name);
             }
             for f in m.fields {
-                assert_eq!(
-                    f.json.is_empty(),
-                    f.shape == Shape::Inline,
-                    "{}.{}",
-                    m.name,
-                    f.number
-                );
+                assert_eq!(f.json.is_empty(), f.shape == Shape::Inline, "{}.{}", m.name, f.number);
                 assert!(m.field(f.number).is_some_and(|g| std::ptr::eq(f, g)));
                 if f.shape == Shape::Inline {
-                    assert!(
-                        matches!(f.ty, Ty::Msg(_)),
-                        "{}: inline field {} is not a message",
-                        m.name,
-                        f.number
-                    );
+                    assert!(matches!(f.ty, Ty::Msg(_)), "{}: inline field {} is not a message", m.name, f.number);
                 }
             }
         }
@@ -173,88 +140,28 @@ mod tests {
     #[test]
     fn carries_upstream_json_names_and_pointerness() {
         let cases: &[(&str, u32, &str, Presence)] = &[
-            (
-                "k8s.io.api.core.v1.PodStatus",
-                5,
-                "hostIP",
-                Presence::OmitEmpty,
-            ),
-            (
-                "k8s.io.api.core.v1.PodStatus",
-                12,
-                "podIPs",
-                Presence::OmitEmpty,
-            ),
-            (
-                "k8s.io.api.core.v1.ServiceSpec",
-                5,
-                "externalIPs",
-                Presence::OmitEmpty,
-            ),
-            (
-                "k8s.io.api.core.v1.ServiceSpec",
-                18,
-                "clusterIPs",
-                Presence::OmitEmpty,
-            ),
-            (
-                "k8s.io.api.core.v1.ServiceSpec",
-                17,
-                "ipFamilyPolicy",
-                Presence::Pointer,
-            ),
-            (
-                "k8s.io.api.core.v1.ContainerPort",
-                5,
-                "hostIP",
-                Presence::OmitEmpty,
-            ),
-            (
-                "k8s.io.api.core.v1.ContainerPort",
-                3,
-                "containerPort",
-                Presence::Always,
-            ),
-            (
-                "k8s.io.api.core.v1.ConfigMap",
-                4,
-                "immutable",
-                Presence::Pointer,
-            ),
-            (
-                "k8s.io.api.apps.v1.DeploymentSpec",
-                1,
-                "replicas",
-                Presence::Pointer,
-            ),
+            ("k8s.io.api.core.v1.PodStatus", 5, "hostIP", Presence::OmitEmpty),
+            ("k8s.io.api.core.v1.PodStatus", 12, "podIPs", Presence::OmitEmpty),
+            ("k8s.io.api.core.v1.ServiceSpec", 5, "externalIPs", Presence::OmitEmpty),
+            ("k8s.io.api.core.v1.ServiceSpec", 18, "clusterIPs", Presence::OmitEmpty),
+            ("k8s.io.api.core.v1.ServiceSpec", 17, "ipFamilyPolicy", Presence::Pointer),
+            ("k8s.io.api.core.v1.ContainerPort", 5, "hostIP", Presence::OmitEmpty),
+            ("k8s.io.api.core.v1.ContainerPort", 3, "containerPort", Presence::Always),
+            ("k8s.io.api.core.v1.ConfigMap", 4, "immutable", Presence::Pointer),
+            ("k8s.io.api.apps.v1.DeploymentSpec", 1, "replicas", Presence::Pointer),
             (
                 "k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerSpec",
                 4,
                 "targetCPUUtilizationPercentage",
                 Presence::Pointer,
             ),
-            (
-                "k8s.io.api.rbac.v1.PolicyRule",
-                5,
-                "nonResourceURLs",
-                Presence::OmitEmpty,
-            ),
-            (
-                "k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta",
-                10,
-                "deletionGracePeriodSeconds",
-                Presence::Pointer,
-            ),
+            ("k8s.io.api.rbac.v1.PolicyRule", 5, "nonResourceURLs", Presence::OmitEmpty),
+            ("k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta", 10, "deletionGracePeriodSeconds", Presence::Pointer),
         ];
         let by_name: Vec<_> = all_messages();
         for (msg, number, json, presence) in cases {
-            let m = by_name
-                .iter()
-                .find(|m| m.name == *msg)
-                .unwrap_or_else(|| panic!("{msg} missing"));
-            let f = m
-                .field(*number)
-                .unwrap_or_else(|| panic!("{msg}.{number} missing"));
+            let m = by_name.iter().find(|m| m.name == *msg).unwrap_or_else(|| panic!("{msg} missing"));
+            let f = m.field(*number).unwrap_or_else(|| panic!("{msg}.{number} missing"));
             assert_eq!(f.json, *json, "{msg}.{number}");
             assert!(f.presence == *presence, "{msg}.{number} presence");
         }
@@ -264,20 +171,8 @@ mod tests {
     fn volume_source_is_inlined_into_volume() {
         let volume = root("v1", "Pod")
             .and_then(|pod| pod.field(2))
-            .and_then(|spec| {
-                if let Ty::Msg(m) = spec.ty {
-                    m.field(1)
-                } else {
-                    None
-                }
-            })
-            .and_then(|volumes| {
-                if let Ty::Msg(m) = volumes.ty {
-                    Some(m)
-                } else {
-                    None
-                }
-            });
+            .and_then(|spec| if let Ty::Msg(m) = spec.ty { m.field(1) } else { None })
+            .and_then(|volumes| if let Ty::Msg(m) = volumes.ty { Some(m) } else { None });
         let volume = volume.unwrap();
         assert_eq!(volume.name, "k8s.io.api.core.v1.Volume");
         assert!(volume.field(2).is_some_and(|f| f.shape == Shape::Inline));

@@ -38,7 +38,8 @@ fn three_nodes() -> Vec<Node> {
 fn pod_of(d: &DaemonSet, node: &str, name: &str, ready: bool, created_s: i64) -> Pod {
     let mut p = new_pod(d, node, &current_hash(d));
     p.metadata.name = Some(name.into());
-    p.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now() + Duration::seconds(created_s)));
+    p.metadata.creation_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now() + Duration::seconds(created_s)));
     if let Some(s) = p.spec.as_mut() {
         s.node_name = Some(node.into());
     }
@@ -61,15 +62,23 @@ fn created_on(p: &Plan) -> Vec<String> {
 
 #[test]
 fn one_pod_per_eligible_node() {
-    let d = ds("agent:1", rolling(json!(1), json!(0)), json!({"template": {"metadata": {"labels": {"app": "agent"}},
-        "spec": {"nodeSelector": {"role": "edge"}, "containers": [{"name": "a", "image": "agent:1"}]}}}));
+    let d = ds(
+        "agent:1",
+        rolling(json!(1), json!(0)),
+        json!({"template": {"metadata": {"labels": {"app": "agent"}},
+        "spec": {"nodeSelector": {"role": "edge"}, "containers": [{"name": "a", "image": "agent:1"}]}}}),
+    );
     let nodes = vec![
         node("a", json!({"role": "edge"}), json!(null)),
         node("b", json!({"role": "edge"}), json!([{"key": "dedicated", "effect": "NoSchedule"}])),
         node("c", json!({}), json!(null)),
         // Daemon pods tolerate unreachable nodes and cordons.
-        node("d", json!({"role": "edge"}), json!([{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"},
-                                                  {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}])),
+        node(
+            "d",
+            json!({"role": "edge"}),
+            json!([{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"},
+                                                  {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]),
+        ),
     ];
     let p = run(&d, &nodes, &[]);
     assert_eq!(created_on(&p), vec!["a", "d"]);
@@ -96,19 +105,27 @@ fn status_counts_pods_per_node() {
     let nodes = vec![node("a", json!({}), json!(null)), node("b", json!({}), json!(null))];
     let mut stray = pod_of(&d, "gone", "stray", true, 0);
     stray.spec.as_mut().unwrap().node_name = Some("gone".into());
-    let pods = vec![pod_of(&d, "a", "pa", true, 0), pod_of(&d, "b", "pb", false, 0), pod_of(&d, "b", "pb2", false, 5), stray];
+    let pods =
+        vec![pod_of(&d, "a", "pa", true, 0), pod_of(&d, "b", "pb", false, 0), pod_of(&d, "b", "pb2", false, 5), stray];
     let p = run(&d, &nodes, &pods);
     assert!(p.create_pods.is_empty());
     assert_eq!(p.delete_pods, vec!["pb2".to_string(), "stray".to_string()], "duplicates and pods of vanished nodes go");
     let s = &p.status;
-    assert_eq!((s.desired_number_scheduled, s.current_number_scheduled, s.number_ready, s.number_misscheduled), (2, 2, 1, 1));
+    assert_eq!(
+        (s.desired_number_scheduled, s.current_number_scheduled, s.number_ready, s.number_misscheduled),
+        (2, 2, 1, 1)
+    );
     assert_eq!((s.number_available, s.updated_number_scheduled, s.number_unavailable), (Some(1), Some(2), Some(1)));
 }
 
 #[test]
 fn pods_leave_nodes_that_stop_matching() {
-    let d = ds("agent:1", rolling(json!(1), json!(0)), json!({"template": {"metadata": {"labels": {"app": "agent"}},
-        "spec": {"nodeSelector": {"role": "edge"}, "containers": [{"name": "a", "image": "agent:1"}]}}}));
+    let d = ds(
+        "agent:1",
+        rolling(json!(1), json!(0)),
+        json!({"template": {"metadata": {"labels": {"app": "agent"}},
+        "spec": {"nodeSelector": {"role": "edge"}, "containers": [{"name": "a", "image": "agent:1"}]}}}),
+    );
     let nodes = vec![node("a", json!({}), json!(null))];
     let p = run(&d, &nodes, &[pod_of(&d, "a", "pa", true, 0)]);
     assert_eq!(p.delete_pods, vec!["pa".to_string()]);
@@ -184,7 +201,10 @@ fn on_delete_never_replaces_by_itself() {
 }
 
 fn revision(name: &str, hash: &str, number: i64) -> ControllerRevision {
-    serde_json::from_value(json!({"metadata": {"name": name, "labels": {REVISION_HASH_LABEL: hash}}, "revision": number})).unwrap()
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "labels": {REVISION_HASH_LABEL: hash}}, "revision": number}),
+    )
+    .unwrap()
 }
 
 #[test]

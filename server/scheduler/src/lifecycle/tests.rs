@@ -39,7 +39,9 @@ fn taint_keys(actions: &[NodeAction]) -> Vec<(String, String)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            NodeAction::SetTaints { taints, .. } => Some(taints.iter().map(|t| (t.key.clone(), t.effect.clone())).collect::<Vec<_>>()),
+            NodeAction::SetTaints { taints, .. } => {
+                Some(taints.iter().map(|t| (t.key.clone(), t.effect.clone())).collect::<Vec<_>>())
+            }
             _ => None,
         })
         .flatten()
@@ -55,11 +57,17 @@ fn fresh_lease_keeps_node_and_says_when_to_look_again() {
 
 #[test]
 fn stale_lease_marks_unknown_and_taints_unreachable() {
-    let (actions, next) = plan(&[observed(node("a", "True", json!([{"key": "user", "effect": "NoSchedule"}]), json!({})), Some(100))], 141);
+    let (actions, next) = plan(
+        &[observed(node("a", "True", json!([{"key": "user", "effect": "NoSchedule"}]), json!({})), Some(100))],
+        141,
+    );
     assert_eq!(next, None);
     let NodeAction::MarkUnknown { conditions, .. } = &actions[0] else { panic!("{actions:?}") };
     let ready = conditions.iter().find(|c| c.type_ == "Ready").unwrap();
-    assert_eq!((ready.status.as_str(), ready.reason.as_deref(), ready.message.as_deref()), ("Unknown", Some(UNKNOWN_REASON), Some(UNKNOWN_MESSAGE)));
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_deref(), ready.message.as_deref()),
+        ("Unknown", Some(UNKNOWN_REASON), Some(UNKNOWN_MESSAGE))
+    );
     assert_eq!(ready.last_heartbeat_time, Some(Time(at(0))), "the heartbeat stays the kubelet's");
     assert_eq!(ready.last_transition_time, Some(Time(at(141))));
     // Missing watched conditions appear as never updated.
@@ -67,7 +75,11 @@ fn stale_lease_marks_unknown_and_taints_unreachable() {
     assert_eq!((disk.status.as_str(), disk.reason.as_deref()), ("Unknown", Some(NEVER_REASON)));
     assert_eq!(
         taint_keys(&actions),
-        vec![("user".into(), "NoSchedule".into()), (taints::UNREACHABLE.into(), "NoExecute".into()), (taints::UNREACHABLE.into(), "NoSchedule".into())]
+        vec![
+            ("user".into(), "NoSchedule".into()),
+            (taints::UNREACHABLE.into(), "NoExecute".into()),
+            (taints::UNREACHABLE.into(), "NoSchedule".into())
+        ]
     );
     let NodeAction::SetTaints { taints: t, .. } = &actions[1] else { panic!() };
     assert_eq!(t[1].time_added, Some(Time(at(141))));
@@ -99,7 +111,10 @@ fn taints_follow_conditions_and_cordon() {
     let stale = json!([{"key": taints::UNREACHABLE, "effect": "NoExecute"}, {"key": taints::UNREACHABLE, "effect": "NoSchedule"}, {"key": "user", "effect": "NoExecute"}]);
     let cases = [
         (node("a", "True", stale, json!({})), vec![("user", "NoExecute")]),
-        (node("a", "False", json!(null), json!({})), vec![(taints::NOT_READY, "NoExecute"), (taints::NOT_READY, "NoSchedule")]),
+        (
+            node("a", "False", json!(null), json!({})),
+            vec![(taints::NOT_READY, "NoExecute"), (taints::NOT_READY, "NoSchedule")],
+        ),
         (node("a", "True", json!(null), json!({"unschedulable": true})), vec![(taints::UNSCHEDULABLE, "NoSchedule")]),
     ];
     for (n, want) in cases {
@@ -137,17 +152,27 @@ fn noexec(key: &str, added: i64) -> Taint {
 fn eviction_time_table() {
     let unreachable = noexec(taints::UNREACHABLE, 100);
     let other = noexec("other", 90);
-    let default_tol = json!([{"key": taints::UNREACHABLE, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30}]);
+    let default_tol =
+        json!([{"key": taints::UNREACHABLE, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30}]);
     let cases: Vec<(&str, Value, Vec<&Taint>, Option<i64>)> = vec![
         ("no taints", json!(null), vec![], None),
         ("untolerated", json!(null), vec![&unreachable], Some(150)),
         ("tolerated for 30s", default_tol.clone(), vec![&unreachable], Some(130)),
         ("tolerated forever", json!([{"operator": "Exists"}]), vec![&unreachable], None),
-        ("shortest wins", json!([{"operator": "Exists", "tolerationSeconds": 60}, {"key": taints::UNREACHABLE, "operator": "Exists", "tolerationSeconds": 5}]),
-         vec![&unreachable], Some(105)),
+        (
+            "shortest wins",
+            json!([{"operator": "Exists", "tolerationSeconds": 60}, {"key": taints::UNREACHABLE, "operator": "Exists", "tolerationSeconds": 5}]),
+            vec![&unreachable],
+            Some(105),
+        ),
         ("negative is zero", json!([{"operator": "Exists", "tolerationSeconds": -3}]), vec![&unreachable], Some(100)),
         ("one of two untolerated", default_tol, vec![&unreachable, &other], Some(150)),
-        ("earliest taint counts", json!([{"operator": "Exists", "tolerationSeconds": 30}]), vec![&unreachable, &other], Some(120)),
+        (
+            "earliest taint counts",
+            json!([{"operator": "Exists", "tolerationSeconds": 30}]),
+            vec![&unreachable, &other],
+            Some(120),
+        ),
     ];
     for (name, tol, taints, want) in cases {
         let p = pod("p", "a", tol, json!({}));
@@ -159,12 +184,23 @@ fn eviction_time_table() {
 fn pods_are_evicted_removed_and_marked() {
     let tainted = json!([{"key": taints::UNREACHABLE, "effect": "NoExecute", "timeAdded": ts(100)}]);
     let nodes = vec![node("dead", "Unknown", tainted, json!({})), node("live", "True", json!(null), json!({}))];
-    let tol = json!([{"key": taints::UNREACHABLE, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30}]);
+    let tol =
+        json!([{"key": taints::UNREACHABLE, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30}]);
     let ready = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
     let pods = vec![
         pod("due", "dead", tol.clone(), json!({})),
-        pod("waiting", "dead", json!([{"key": taints::UNREACHABLE, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60}]), ready.clone()),
-        pod("daemon", "dead", json!([{"key": taints::UNREACHABLE, "operator": "Exists", "effect": "NoExecute"}]), json!({})),
+        pod(
+            "waiting",
+            "dead",
+            json!([{"key": taints::UNREACHABLE, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60}]),
+            ready.clone(),
+        ),
+        pod(
+            "daemon",
+            "dead",
+            json!([{"key": taints::UNREACHABLE, "operator": "Exists", "effect": "NoExecute"}]),
+            json!({}),
+        ),
         pod("orphan", "gone", json!(null), json!({})),
         pod("terminating-over", "dead", tol.clone(), json!({"metadata": {"deletionTimestamp": ts(129)}})),
         pod("terminating-soon", "dead", tol.clone(), json!({"metadata": {"deletionTimestamp": ts(135)}})),

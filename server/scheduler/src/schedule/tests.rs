@@ -35,7 +35,11 @@ fn pod(name: &str, cpu: &str, extra: Value) -> Pod {
 }
 
 fn owned(name: &str, owner: &str) -> Pod {
-    pod(name, "10m", json!({"metadata": {"ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": owner, "uid": owner, "controller": true}]}}))
+    pod(
+        name,
+        "10m",
+        json!({"metadata": {"ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": owner, "uid": owner, "controller": true}]}}),
+    )
 }
 
 fn bound(mut p: Pod, node: &str) -> Pod {
@@ -60,33 +64,98 @@ fn filters_table() {
     let port = |p: i32| json!({"spec": {"containers": [{"name": "c", "image": "x", "ports": [{"containerPort": 80, "hostPort": p}]}]}});
     let cases: Vec<(&str, NodeState, Pod, Vec<Reason>)> = vec![
         ("fits", state(node("n", "1", json!({})), &[]), pod("p", "500m", json!({})), vec![]),
-        ("cpu exhausted by bound pods", state(node("n", "1", json!({})), &[pod("a", "800m", json!({}))]), pod("p", "300m", json!({})),
-         vec![Reason::Insufficient("cpu")]),
-        ("cpu and memory", state(node("n", "1", json!({})), &[]),
-         pod("p", "2", json!({"spec": {"containers": [{"name": "c", "image": "x", "resources": {"requests": {"cpu": "2", "memory": "8Gi"}}}]}})),
-         vec![Reason::Insufficient("cpu"), Reason::Insufficient("memory")]),
-        ("pod count", state(node("n", "1", json!({"status": {"allocatable": {"pods": "1"}}})), &[pod("a", "0", json!({}))]), pod("p", "0", json!({})),
-         vec![Reason::TooManyPods]),
-        ("cordoned", state(node("n", "1", json!({"spec": {"unschedulable": true}})), &[]), pod("p", "1m", json!({})), vec![Reason::Unschedulable]),
-        ("cordon tolerated", state(node("n", "1", json!({"spec": {"unschedulable": true}})), &[]),
-         pod("p", "1m", json!({"spec": {"tolerations": [{"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}]}})), vec![]),
-        ("taint", state(node("n", "1", tainted.clone()), &[]), pod("p", "1m", json!({})),
-         vec![Reason::UntoleratedTaint { key: "dedicated".into(), value: "db".into() }]),
+        (
+            "cpu exhausted by bound pods",
+            state(node("n", "1", json!({})), &[pod("a", "800m", json!({}))]),
+            pod("p", "300m", json!({})),
+            vec![Reason::Insufficient("cpu")],
+        ),
+        (
+            "cpu and memory",
+            state(node("n", "1", json!({})), &[]),
+            pod(
+                "p",
+                "2",
+                json!({"spec": {"containers": [{"name": "c", "image": "x", "resources": {"requests": {"cpu": "2", "memory": "8Gi"}}}]}}),
+            ),
+            vec![Reason::Insufficient("cpu"), Reason::Insufficient("memory")],
+        ),
+        (
+            "pod count",
+            state(node("n", "1", json!({"status": {"allocatable": {"pods": "1"}}})), &[pod("a", "0", json!({}))]),
+            pod("p", "0", json!({})),
+            vec![Reason::TooManyPods],
+        ),
+        (
+            "cordoned",
+            state(node("n", "1", json!({"spec": {"unschedulable": true}})), &[]),
+            pod("p", "1m", json!({})),
+            vec![Reason::Unschedulable],
+        ),
+        (
+            "cordon tolerated",
+            state(node("n", "1", json!({"spec": {"unschedulable": true}})), &[]),
+            pod(
+                "p",
+                "1m",
+                json!({"spec": {"tolerations": [{"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}]}}),
+            ),
+            vec![],
+        ),
+        (
+            "taint",
+            state(node("n", "1", tainted.clone()), &[]),
+            pod("p", "1m", json!({})),
+            vec![Reason::UntoleratedTaint { key: "dedicated".into(), value: "db".into() }],
+        ),
         ("taint tolerated", state(node("n", "1", tainted), &[]), pod("p", "1m", toleration), vec![]),
-        ("prefer-no-schedule only scores", state(node("n", "1", json!({"spec": {"taints": [{"key": "k", "effect": "PreferNoSchedule"}]}})), &[]),
-         pod("p", "1m", json!({})), vec![]),
-        ("not ready implies a taint", state(node("n", "1", json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}})), &[]),
-         pod("p", "1m", json!({})), vec![Reason::UntoleratedTaint { key: "node.kubernetes.io/not-ready".into(), value: "".into() }]),
-        ("unknown implies unreachable", state(node("n", "1", json!({"status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}})), &[]),
-         pod("p", "1m", json!({})), vec![Reason::UntoleratedTaint { key: "node.kubernetes.io/unreachable".into(), value: "".into() }]),
-        ("node selector", state(node("n", "1", json!({})), &[]), pod("p", "1m", json!({"spec": {"nodeSelector": {"disk": "ssd"}}})),
-         vec![Reason::NodeAffinity]),
-        ("matchFields", state(node("n", "1", json!({})), &[]),
-         pod("p", "1m", json!({"spec": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-             {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["other"]}]}]}}}}})),
-         vec![Reason::NodeAffinity]),
-        ("host port taken", state(node("n", "1", json!({})), &[pod("a", "0", port(8080))]), pod("p", "0", port(8080)), vec![Reason::NodePorts]),
-        ("other host port", state(node("n", "1", json!({})), &[pod("a", "0", port(8080))]), pod("p", "0", port(8081)), vec![]),
+        (
+            "prefer-no-schedule only scores",
+            state(node("n", "1", json!({"spec": {"taints": [{"key": "k", "effect": "PreferNoSchedule"}]}})), &[]),
+            pod("p", "1m", json!({})),
+            vec![],
+        ),
+        (
+            "not ready implies a taint",
+            state(node("n", "1", json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}})), &[]),
+            pod("p", "1m", json!({})),
+            vec![Reason::UntoleratedTaint { key: "node.kubernetes.io/not-ready".into(), value: "".into() }],
+        ),
+        (
+            "unknown implies unreachable",
+            state(node("n", "1", json!({"status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}})), &[]),
+            pod("p", "1m", json!({})),
+            vec![Reason::UntoleratedTaint { key: "node.kubernetes.io/unreachable".into(), value: "".into() }],
+        ),
+        (
+            "node selector",
+            state(node("n", "1", json!({})), &[]),
+            pod("p", "1m", json!({"spec": {"nodeSelector": {"disk": "ssd"}}})),
+            vec![Reason::NodeAffinity],
+        ),
+        (
+            "matchFields",
+            state(node("n", "1", json!({})), &[]),
+            pod(
+                "p",
+                "1m",
+                json!({"spec": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+             {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["other"]}]}]}}}}}),
+            ),
+            vec![Reason::NodeAffinity],
+        ),
+        (
+            "host port taken",
+            state(node("n", "1", json!({})), &[pod("a", "0", port(8080))]),
+            pod("p", "0", port(8080)),
+            vec![Reason::NodePorts],
+        ),
+        (
+            "other host port",
+            state(node("n", "1", json!({})), &[pod("a", "0", port(8080))]),
+            pod("p", "0", port(8081)),
+            vec![],
+        ),
     ];
     for (name, n, p, want) in cases {
         assert_eq!(filter(&p, &n), want, "{name}");
@@ -96,7 +165,14 @@ fn filters_table() {
 #[test]
 fn fit_error_prints_upstreams_message() {
     let nodes = vec![
-        state(node("a", "1", json!({"spec": {"taints": [{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]}})), &[]),
+        state(
+            node(
+                "a",
+                "1",
+                json!({"spec": {"taints": [{"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]}}),
+            ),
+            &[],
+        ),
         state(node("b", "1", json!({})), &[]),
         state(node("c", "1", json!({})), &[]),
     ];
@@ -106,7 +182,11 @@ fn fit_error_prints_upstreams_message() {
         "0/3 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }, 2 Insufficient cpu. \
          preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod."
     );
-    let all_short = vec![state(node("a", "1", json!({})), &[]), state(node("b", "1", json!({})), &[]), state(node("c", "1", json!({})), &[])];
+    let all_short = vec![
+        state(node("a", "1", json!({})), &[]),
+        state(node("b", "1", json!({})), &[]),
+        state(node("c", "1", json!({})), &[]),
+    ];
     assert_eq!(
         schedule_one(&pod("big", "2", json!({})), &all_short).unwrap_err().to_string(),
         "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod."
@@ -116,7 +196,10 @@ fn fit_error_prints_upstreams_message() {
         schedule_one(&never, &all_short[..1]).unwrap_err().to_string(),
         "0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to preemptionPolicy=Never."
     );
-    assert_eq!(schedule_one(&pod("p", "1m", json!({})), &[]).unwrap_err().to_string(), "no nodes available to schedule pods");
+    assert_eq!(
+        schedule_one(&pod("p", "1m", json!({})), &[]).unwrap_err().to_string(),
+        "no nodes available to schedule pods"
+    );
 }
 
 fn placements(decisions: &[Decision]) -> Vec<(String, String)> {
@@ -168,8 +251,12 @@ fn prefer_no_schedule_is_avoided_not_forbidden() {
 #[test]
 fn preferred_affinity_attracts() {
     let nodes = vec![node("a", "4", json!({})), node("b", "4", json!({"metadata": {"labels": {"disk": "ssd"}}}))];
-    let p = pod("p", "1m", json!({"spec": {"affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-        {"weight": 50, "preference": {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}}]}}}}));
+    let p = pod(
+        "p",
+        "1m",
+        json!({"spec": {"affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 50, "preference": {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}}]}}}}),
+    );
     assert_eq!(placements(&plan(&[p], nodes)), vec![("p".into(), "b".into())]);
 }
 
@@ -177,7 +264,11 @@ fn preferred_affinity_attracts() {
 fn placements_in_one_pass_consume_capacity_by_priority() {
     let nodes = vec![node("a", "1", json!({}))];
     let low = pod("low", "600m", json!({"metadata": {"creationTimestamp": "2024-01-01T00:00:00Z"}}));
-    let high = pod("high", "600m", json!({"metadata": {"creationTimestamp": "2024-01-01T00:00:05Z"}, "spec": {"priority": 1000}}));
+    let high = pod(
+        "high",
+        "600m",
+        json!({"metadata": {"creationTimestamp": "2024-01-01T00:00:05Z"}, "spec": {"priority": 1000}}),
+    );
     let decisions = plan(&[low, high], nodes);
     assert_eq!(placements(&decisions), vec![("high".into(), "a".into())]);
     assert!(matches!(&decisions[1], Decision::Unschedulable { name, message, .. }

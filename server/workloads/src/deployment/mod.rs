@@ -50,8 +50,14 @@ pub fn plan(d: &Deployment, replica_sets: &[ReplicaSet], pods: &[Pod], now: Date
     // Stored times have whole seconds: conditions written with a finer `now` would never compare equal.
     let now = now.with_nanosecond(0).unwrap_or(now);
     let mut sync = Sync::new(d, spec, now)?;
-    if spec.selector.match_labels.as_ref().is_none_or(BTreeMap::is_empty) && spec.selector.match_expressions.as_ref().is_none_or(Vec::is_empty) {
-        sync.event("Warning", "SelectingAll", "This deployment is selecting all pods. A non-empty selector is required.".into());
+    if spec.selector.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
+        && spec.selector.match_expressions.as_ref().is_none_or(Vec::is_empty)
+    {
+        sync.event(
+            "Warning",
+            "SelectingAll",
+            "This deployment is selecting all pods. A non-empty selector is required.".into(),
+        );
         sync.status.observed_generation = d.metadata.generation;
         return Ok(sync.finish());
     }
@@ -140,7 +146,11 @@ impl<'a> Sync<'a> {
             (0, 0)
         } else {
             let ru = strategy.and_then(|s| s.rolling_update.as_ref());
-            let (s, u) = rollout::resolve_fenceposts(ru.and_then(|r| r.max_surge.as_ref()), ru.and_then(|r| r.max_unavailable.as_ref()), desired)?;
+            let (s, u) = rollout::resolve_fenceposts(
+                ru.and_then(|r| r.max_surge.as_ref()),
+                ru.and_then(|r| r.max_unavailable.as_ref()),
+                desired,
+            )?;
             (s, u.min(desired))
         };
         Ok(Sync {
@@ -201,7 +211,12 @@ impl<'a> Sync<'a> {
         }
         let created = |rs: &ReplicaSet| rs.metadata.creation_timestamp.as_ref().map(|t| t.0);
         self.rss.sort_by(|a, b| created(a).cmp(&created(b)).then_with(|| name(a).cmp(name(b))));
-        self.new = self.rss.iter().position(|rs| rs.spec.as_ref().and_then(|s| s.template.as_ref()).is_some_and(|t| equal_ignore_hash(t, &self.spec.template)));
+        self.new = self.rss.iter().position(|rs| {
+            rs.spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .is_some_and(|t| equal_ignore_hash(t, &self.spec.template))
+        });
     }
 
     fn old_indices(&self) -> Vec<usize> {
@@ -236,7 +251,16 @@ impl<'a> Sync<'a> {
             }
             self.set_deployment_revision(rs_revision);
             if deadline && cond::get(&self.status, cond::PROGRESSING).is_none() {
-                cond::set(&mut self.status, cond::new(cond::PROGRESSING, "True", cond::FOUND_NEW_RS, format!("Found new replica set {rs_name:?}"), self.now));
+                cond::set(
+                    &mut self.status,
+                    cond::new(
+                        cond::PROGRESSING,
+                        "True",
+                        cond::FOUND_NEW_RS,
+                        format!("Found new replica set {rs_name:?}"),
+                        self.now,
+                    ),
+                );
             }
             return;
         }
@@ -252,7 +276,12 @@ impl<'a> Sync<'a> {
             return;
         }
         let mut template = self.spec.template.clone();
-        template.metadata.get_or_insert_with(ObjectMeta::default).labels.get_or_insert_with(BTreeMap::new).insert(POD_TEMPLATE_HASH.into(), hash.clone());
+        template
+            .metadata
+            .get_or_insert_with(ObjectMeta::default)
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(POD_TEMPLATE_HASH.into(), hash.clone());
         let mut selector = self.spec.selector.clone();
         selector.match_labels.get_or_insert_with(BTreeMap::new).insert(POD_TEMPLATE_HASH.into(), hash);
         let mut rs = ReplicaSet {
@@ -263,7 +292,12 @@ impl<'a> Sync<'a> {
                 owner_references: Some(vec![self.owner().controller_ref()]),
                 ..Default::default()
             },
-            spec: Some(ReplicaSetSpec { replicas: Some(0), min_ready_seconds: self.spec.min_ready_seconds, selector, template: Some(template) }),
+            spec: Some(ReplicaSetSpec {
+                replicas: Some(0),
+                min_ready_seconds: self.spec.min_ready_seconds,
+                selector,
+                template: Some(template),
+            }),
             status: None,
         };
         revision::copy_deployment_annotations(self.d.metadata.annotations.as_ref(), &mut rs);
@@ -286,7 +320,16 @@ impl<'a> Sync<'a> {
         self.created = self.new;
         self.set_deployment_revision(new_revision.to_string());
         if deadline {
-            cond::set(&mut self.status, cond::new(cond::PROGRESSING, "True", cond::NEW_RS_CREATED, format!("Created new replica set {rs_name:?}"), self.now));
+            cond::set(
+                &mut self.status,
+                cond::new(
+                    cond::PROGRESSING,
+                    "True",
+                    cond::NEW_RS_CREATED,
+                    format!("Created new replica set {rs_name:?}"),
+                    self.now,
+                ),
+            );
         }
     }
 
@@ -308,7 +351,11 @@ impl<'a> Sync<'a> {
         }
         if old != size {
             let op = if old < size { "up" } else { "down" };
-            self.event("Normal", "ScalingReplicaSet", format!("Scaled {op} replica set {rs_name} from {old} to {size}"));
+            self.event(
+                "Normal",
+                "ScalingReplicaSet",
+                format!("Scaled {op} replica set {rs_name} from {old} to {size}"),
+            );
         }
         old != size
     }
@@ -327,7 +374,10 @@ impl<'a> Sync<'a> {
     }
 
     fn is_scaling_event(&self) -> bool {
-        self.rss.iter().filter(|rs| replicas(rs) > 0).any(|rs| revision::int_annotation(rs, revision::DESIRED_REPLICAS).is_some_and(|d| d != self.desired))
+        self.rss
+            .iter()
+            .filter(|rs| replicas(rs) > 0)
+            .any(|rs| revision::int_annotation(rs, revision::DESIRED_REPLICAS).is_some_and(|d| d != self.desired))
     }
 
     fn check_paused_conditions(&mut self) {
@@ -340,9 +390,15 @@ impl<'a> Sync<'a> {
         }
         let paused_recorded = reason.as_deref() == Some(cond::PAUSED);
         if self.spec.paused == Some(true) && !paused_recorded {
-            cond::set(&mut self.status, cond::new(cond::PROGRESSING, "Unknown", cond::PAUSED, "Deployment is paused".into(), self.now));
+            cond::set(
+                &mut self.status,
+                cond::new(cond::PROGRESSING, "Unknown", cond::PAUSED, "Deployment is paused".into(), self.now),
+            );
         } else if self.spec.paused != Some(true) && paused_recorded {
-            cond::set(&mut self.status, cond::new(cond::PROGRESSING, "Unknown", cond::RESUMED, "Deployment is resumed".into(), self.now));
+            cond::set(
+                &mut self.status,
+                cond::new(cond::PROGRESSING, "Unknown", cond::RESUMED, "Deployment is resumed".into(), self.now),
+            );
         }
     }
 
@@ -369,7 +425,8 @@ impl<'a> Sync<'a> {
         }
         let saturated = self.new.is_some_and(|n| {
             let rs = &self.rss[n];
-            revision::int_annotation(rs, revision::DESIRED_REPLICAS) == Some(self.desired) && available(rs) == self.desired
+            revision::int_annotation(rs, revision::DESIRED_REPLICAS) == Some(self.desired)
+                && available(rs) == self.desired
         });
         if saturated {
             for i in self.old_indices() {
@@ -466,8 +523,14 @@ impl<'a> Sync<'a> {
         if self.rss.iter().any(|rs| status_replicas(rs) > replicas(rs)) {
             return false;
         }
-        let new = self.new.map(|n| Counts { replicas: replicas(&self.rss[n]), available: available(&self.rss[n]) }).unwrap_or(Counts { replicas: 0, available: 0 });
-        let counts: Vec<Counts> = old.iter().map(|i| Counts { replicas: replicas(&self.rss[*i]), available: available(&self.rss[*i]) }).collect();
+        let new = self
+            .new
+            .map(|n| Counts { replicas: replicas(&self.rss[n]), available: available(&self.rss[n]) })
+            .unwrap_or(Counts { replicas: 0, available: 0 });
+        let counts: Vec<Counts> = old
+            .iter()
+            .map(|i| Counts { replicas: replicas(&self.rss[*i]), available: available(&self.rss[*i]) })
+            .collect();
         let sizes = rollout::scale_down_old(self.desired, self.max_unavailable, new, &counts);
         let mut scaled = false;
         for (i, size) in old.into_iter().zip(sizes) {
@@ -510,12 +573,15 @@ impl<'a> Sync<'a> {
             return true;
         }
         let old_uids: BTreeSet<&str> = old.iter().filter_map(|i| self.rss[*i].metadata.uid.as_deref()).collect();
-        pods.iter().filter(|p| ownership::controller_of(&p.metadata).is_some_and(|r| old_uids.contains(r.uid.as_str()))).any(|p| !pods::is_finished(p))
+        pods.iter()
+            .filter(|p| ownership::controller_of(&p.metadata).is_some_and(|r| old_uids.contains(r.uid.as_str())))
+            .any(|p| !pods::is_finished(p))
     }
 
     fn cleanup(&mut self) {
         let Some(limit) = self.spec.revision_history_limit else { return };
-        let mut cleanable: Vec<usize> = self.old_indices().into_iter().filter(|i| self.rss[*i].metadata.deletion_timestamp.is_none()).collect();
+        let mut cleanable: Vec<usize> =
+            self.old_indices().into_iter().filter(|i| self.rss[*i].metadata.deletion_timestamp.is_none()).collect();
         let excess = cleanable.len().saturating_sub(usize::try_from(limit).unwrap_or(0));
         cleanable.sort_by_key(|i| (revision::revision(&self.rss[*i]), *i));
         for i in cleanable.into_iter().take(excess) {
@@ -543,9 +609,21 @@ impl<'a> Sync<'a> {
             conditions: self.status.conditions.clone(),
         };
         let c = if available_total >= self.desired - self.max_unavailable {
-            cond::new(cond::AVAILABLE, "True", cond::MIN_AVAILABLE, "Deployment has minimum availability.".into(), self.now)
+            cond::new(
+                cond::AVAILABLE,
+                "True",
+                cond::MIN_AVAILABLE,
+                "Deployment has minimum availability.".into(),
+                self.now,
+            )
         } else {
-            cond::new(cond::AVAILABLE, "False", cond::MIN_UNAVAILABLE, "Deployment does not have minimum availability.".into(), self.now)
+            cond::new(
+                cond::AVAILABLE,
+                "False",
+                cond::MIN_UNAVAILABLE,
+                "Deployment does not have minimum availability.".into(),
+                self.now,
+            )
         };
         cond::set(&mut status, c);
         status
@@ -558,7 +636,10 @@ impl<'a> Sync<'a> {
     /// Upstream's `DeploymentComplete`.
     fn complete(&self, s: &DeploymentStatus) -> bool {
         let want = Some(self.desired).filter(|d| *d != 0);
-        s.updated_replicas == want && s.replicas == want && s.available_replicas == want && s.observed_generation >= self.d.metadata.generation
+        s.updated_replicas == want
+            && s.replicas == want
+            && s.available_replicas == want
+            && s.observed_generation >= self.d.metadata.generation
     }
 
     fn rs_message(&self, what: &str) -> String {
@@ -575,7 +656,8 @@ impl<'a> Sync<'a> {
             cond::remove(&mut ns, cond::PROGRESSING);
         }
         let current = cond::get(&ns, cond::PROGRESSING).cloned();
-        let already_complete = ns.replicas == ns.updated_replicas && current.as_ref().and_then(|c| c.reason.as_deref()) == Some(cond::NEW_RS_AVAILABLE);
+        let already_complete = ns.replicas == ns.updated_replicas
+            && current.as_ref().and_then(|c| c.reason.as_deref()) == Some(cond::NEW_RS_AVAILABLE);
         if deadline && !already_complete {
             let old = &self.status;
             let gained = |new: Option<i32>, old: Option<i32>| new.unwrap_or(0) > old.unwrap_or(0);
@@ -585,17 +667,41 @@ impl<'a> Sync<'a> {
                 || gained(ns.ready_replicas, old.ready_replicas)
                 || gained(ns.available_replicas, old.available_replicas);
             if self.complete(&ns) {
-                cond::set(&mut ns, cond::new(cond::PROGRESSING, "True", cond::NEW_RS_AVAILABLE, self.rs_message("has successfully progressed."), self.now));
+                cond::set(
+                    &mut ns,
+                    cond::new(
+                        cond::PROGRESSING,
+                        "True",
+                        cond::NEW_RS_AVAILABLE,
+                        self.rs_message("has successfully progressed."),
+                        self.now,
+                    ),
+                );
             } else if progressing {
                 // Progress refreshes lastUpdateTime even with an unchanged reason.
-                let mut c = cond::new(cond::PROGRESSING, "True", cond::RS_UPDATED, self.rs_message("is progressing."), self.now);
+                let mut c = cond::new(
+                    cond::PROGRESSING,
+                    "True",
+                    cond::RS_UPDATED,
+                    self.rs_message("is progressing."),
+                    self.now,
+                );
                 if let Some(cur) = current.as_ref().filter(|c| c.status == "True") {
                     c.last_transition_time = cur.last_transition_time.clone();
                 }
                 cond::remove(&mut ns, cond::PROGRESSING);
                 cond::set(&mut ns, c);
             } else if self.timed_out(&ns) {
-                cond::set(&mut ns, cond::new(cond::PROGRESSING, "False", cond::TIMED_OUT, self.rs_message("has timed out progressing."), self.now));
+                cond::set(
+                    &mut ns,
+                    cond::new(
+                        cond::PROGRESSING,
+                        "False",
+                        cond::TIMED_OUT,
+                        self.rs_message("has timed out progressing."),
+                        self.now,
+                    ),
+                );
             }
         }
         let failure = self
@@ -603,12 +709,26 @@ impl<'a> Sync<'a> {
             .into_iter()
             .chain(0..self.rss.len())
             .filter_map(|i| self.rss.get(i))
-            .filter_map(|rs| rs.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == cond::REPLICA_FAILURE && c.status == "True").cloned())
+            .filter_map(|rs| {
+                rs.status
+                    .as_ref()?
+                    .conditions
+                    .as_ref()?
+                    .iter()
+                    .find(|c| c.type_ == cond::REPLICA_FAILURE && c.status == "True")
+                    .cloned()
+            })
             .next();
         match failure {
             Some(f) => cond::set(
                 &mut ns,
-                cond::new(cond::REPLICA_FAILURE, &f.status, f.reason.as_deref().unwrap_or_default(), f.message.unwrap_or_default(), self.now),
+                cond::new(
+                    cond::REPLICA_FAILURE,
+                    &f.status,
+                    f.reason.as_deref().unwrap_or_default(),
+                    f.message.unwrap_or_default(),
+                    self.now,
+                ),
             ),
             None => cond::remove(&mut ns, cond::REPLICA_FAILURE),
         }
@@ -645,7 +765,9 @@ impl<'a> Sync<'a> {
         }
         actions.extend(self.released.drain(..).map(Action::UpdateReplicaSet));
         actions.extend(self.deleted.drain(..).map(Action::DeleteReplicaSet));
-        if Some(&self.annotations) != self.d.metadata.annotations.as_ref() && !(self.annotations.is_empty() && self.d.metadata.annotations.is_none()) {
+        if Some(&self.annotations) != self.d.metadata.annotations.as_ref()
+            && !(self.annotations.is_empty() && self.d.metadata.annotations.is_none())
+        {
             actions.push(Action::UpdateAnnotations(self.annotations.clone()));
         }
         if self.d.status.as_ref() != Some(&self.status) {
@@ -653,7 +775,8 @@ impl<'a> Sync<'a> {
         }
         actions.extend(self.events.drain(..).map(Action::Event));
         let complete = self.complete(&self.status);
-        let recheck_at = if complete { None } else { self.progress_deadline(&self.status).map(|t| t + Duration::seconds(1)) };
+        let recheck_at =
+            if complete { None } else { self.progress_deadline(&self.status).map(|t| t + Duration::seconds(1)) };
         Plan { actions, recheck_at }
     }
 }

@@ -97,7 +97,10 @@ mod tests {
 
     fn rs(annotations: &[(&str, &str)]) -> ReplicaSet {
         ReplicaSet {
-            metadata: ObjectMeta { annotations: Some(annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()), ..Default::default() },
+            metadata: ObjectMeta {
+                annotations: Some(annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+                ..Default::default()
+            },
             ..Default::default()
         }
     }
@@ -122,10 +125,11 @@ mod tests {
 
     #[test]
     fn copies_only_user_annotations() {
-        let d: BTreeMap<String, String> = [(LAST_APPLIED, "{}"), (REVISION, "9"), ("kubernetes.io/change-cause", "set image")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let d: BTreeMap<String, String> =
+            [(LAST_APPLIED, "{}"), (REVISION, "9"), ("kubernetes.io/change-cause", "set image")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
         let mut r = rs(&[(REVISION, "2")]);
         assert!(copy_deployment_annotations(Some(&d), &mut r));
         assert_eq!(annotation(&r, "kubernetes.io/change-cause"), Some("set image"));

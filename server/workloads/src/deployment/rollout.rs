@@ -11,10 +11,10 @@ pub fn scaled_value(value: &IntOrString, total: i32, round_up: bool) -> Result<i
     match value {
         IntOrString::Int(i) => Ok(*i),
         IntOrString::String(s) => {
-            let percent: i64 = s
-                .strip_suffix('%')
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| Error::Invalid { field: "intOrPercent", message: format!("invalid value for IntOrString: invalid type: string is not a percentage: {s:?}") })?;
+            let percent: i64 = s.strip_suffix('%').and_then(|n| n.parse().ok()).ok_or_else(|| Error::Invalid {
+                field: "intOrPercent",
+                message: format!("invalid value for IntOrString: invalid type: string is not a percentage: {s:?}"),
+            })?;
             let scaled = percent * i64::from(total);
             let v = if round_up { (scaled + 99).div_euclid(100) } else { scaled.div_euclid(100) };
             Ok(i32::try_from(v).unwrap_or(i32::MAX))
@@ -24,7 +24,11 @@ pub fn scaled_value(value: &IntOrString, total: i32, round_up: bool) -> Result<i
 
 /// `(maxSurge, maxUnavailable)` for `desired` replicas; both zero would deadlock, so
 /// unavailable becomes 1 (upstream's `ResolveFenceposts`).
-pub fn resolve_fenceposts(max_surge: Option<&IntOrString>, max_unavailable: Option<&IntOrString>, desired: i32) -> Result<(i32, i32), Error> {
+pub fn resolve_fenceposts(
+    max_surge: Option<&IntOrString>,
+    max_unavailable: Option<&IntOrString>,
+    desired: i32,
+) -> Result<(i32, i32), Error> {
     let quarter = IntOrString::String("25%".into());
     let surge = scaled_value(max_surge.unwrap_or(&quarter), desired, true)?;
     let unavailable = scaled_value(max_unavailable.unwrap_or(&quarter), desired, false)?;
@@ -135,7 +139,11 @@ mod tests {
             (Some(pct("50%")), Some(pct("50%")), 3, (2, 1)),
         ];
         for (surge, unavailable, desired, want) in cases {
-            assert_eq!(resolve_fenceposts(surge.as_ref(), unavailable.as_ref(), desired).unwrap(), want, "{surge:?} {unavailable:?} {desired}");
+            assert_eq!(
+                resolve_fenceposts(surge.as_ref(), unavailable.as_ref(), desired).unwrap(),
+                want,
+                "{surge:?} {unavailable:?} {desired}"
+            );
         }
     }
 
@@ -200,7 +208,12 @@ mod tests {
         let sizes = scale_down_old(3, 1, Counts { replicas: 2, available: 0 }, &[Counts { replicas: 2, available: 2 }]);
         assert_eq!(sizes, [2]);
         // Two old sets: the oldest shrinks first.
-        let sizes = scale_down_old(4, 2, Counts { replicas: 0, available: 0 }, &[Counts { replicas: 2, available: 2 }, Counts { replicas: 2, available: 2 }]);
+        let sizes = scale_down_old(
+            4,
+            2,
+            Counts { replicas: 0, available: 0 },
+            &[Counts { replicas: 2, available: 2 }, Counts { replicas: 2, available: 2 }],
+        );
         assert_eq!(sizes, [0, 2]);
     }
 }

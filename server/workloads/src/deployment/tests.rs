@@ -14,20 +14,32 @@ fn labels() -> BTreeMap<String, String> {
 fn template(image: &str) -> PodTemplateSpec {
     PodTemplateSpec {
         metadata: Some(ObjectMeta { labels: Some(labels()), ..Default::default() }),
-        spec: Some(PodSpec { containers: vec![Container { name: "c".into(), image: Some(image.into()), ..Default::default() }], ..Default::default() }),
+        spec: Some(PodSpec {
+            containers: vec![Container { name: "c".into(), image: Some(image.into()), ..Default::default() }],
+            ..Default::default()
+        }),
     }
 }
 
 fn deployment(replicas: i32, surge: IntOrString, unavailable: IntOrString) -> Deployment {
     Deployment {
-        metadata: ObjectMeta { name: Some("web".into()), namespace: Some("ns".into()), uid: Some("d-uid".into()), generation: Some(1), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some("web".into()),
+            namespace: Some("ns".into()),
+            uid: Some("d-uid".into()),
+            generation: Some(1),
+            ..Default::default()
+        },
         spec: Some(DeploymentSpec {
             replicas: Some(replicas),
             selector: LabelSelector { match_labels: Some(labels()), match_expressions: None },
             template: template("img:1"),
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".into()),
-                rolling_update: Some(RollingUpdateDeployment { max_surge: Some(surge), max_unavailable: Some(unavailable) }),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(surge),
+                    max_unavailable: Some(unavailable),
+                }),
             }),
             progress_deadline_seconds: Some(600),
             revision_history_limit: Some(10),
@@ -52,7 +64,15 @@ struct World {
 
 impl World {
     fn new(d: Deployment) -> World {
-        World { d, rss: Vec::new(), now: t0(), serial: 0, events: Vec::new(), history: Vec::new(), available_immediately: true }
+        World {
+            d,
+            rss: Vec::new(),
+            now: t0(),
+            serial: 0,
+            events: Vec::new(),
+            history: Vec::new(),
+            available_immediately: true,
+        }
     }
 
     fn set_template(&mut self, image: &str) {
@@ -116,7 +136,12 @@ impl World {
     fn rs_by_image(&self, image: &str) -> &ReplicaSet {
         self.rss
             .iter()
-            .find(|r| r.spec.as_ref().unwrap().template.as_ref().unwrap().spec.as_ref().unwrap().containers[0].image.as_deref() == Some(image))
+            .find(|r| {
+                r.spec.as_ref().unwrap().template.as_ref().unwrap().spec.as_ref().unwrap().containers[0]
+                    .image
+                    .as_deref()
+                    == Some(image)
+            })
             .unwrap()
     }
 
@@ -143,7 +168,10 @@ fn first_rollout_creates_a_revision_one_replica_set() {
     assert_eq!(w.d.metadata.annotations.as_ref().unwrap()[revision::REVISION], "1");
     assert_eq!(w.events, [format!("Scaled up replica set web-{hash} from 0 to 3")]);
     let s = w.d.status.as_ref().unwrap();
-    assert_eq!((s.replicas, s.updated_replicas, s.available_replicas, s.unavailable_replicas), (Some(3), Some(3), Some(3), None));
+    assert_eq!(
+        (s.replicas, s.updated_replicas, s.available_replicas, s.unavailable_replicas),
+        (Some(3), Some(3), Some(3), None)
+    );
     assert_eq!(w.progressing(), ("True".into(), cond::NEW_RS_AVAILABLE.into()));
     assert_eq!(cond::get(s, cond::AVAILABLE).unwrap().reason.as_deref(), Some(cond::MIN_AVAILABLE));
 }
@@ -253,7 +281,8 @@ fn scaling_mid_rollout_is_proportional() {
 #[test]
 fn recreate_waits_for_old_pods() {
     let mut d = deployment(2, IntOrString::Int(1), IntOrString::Int(1));
-    d.spec.as_mut().unwrap().strategy = Some(DeploymentStrategy { type_: Some("Recreate".into()), rolling_update: None });
+    d.spec.as_mut().unwrap().strategy =
+        Some(DeploymentStrategy { type_: Some("Recreate".into()), rolling_update: None });
     let mut w = World::new(d);
     w.settle();
     w.set_template("img:2");
@@ -268,15 +297,19 @@ fn recreate_waits_for_old_pods() {
 #[test]
 fn recreate_old_pods_block_creation() {
     let mut d = deployment(1, IntOrString::Int(1), IntOrString::Int(1));
-    d.spec.as_mut().unwrap().strategy = Some(DeploymentStrategy { type_: Some("Recreate".into()), rolling_update: None });
+    d.spec.as_mut().unwrap().strategy =
+        Some(DeploymentStrategy { type_: Some("Recreate".into()), rolling_update: None });
     let mut w = World::new(d);
     w.settle();
     w.set_template("img:2");
     let old_uid = w.rss[0].metadata.uid.clone().unwrap();
     w.pass();
     let mut lingering = crate::pods::test_pods::pod("web-x", "n", "Running", Some(0), 0);
-    lingering.metadata.owner_references =
-        Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference { uid: old_uid, controller: Some(true), ..Default::default() }]);
+    lingering.metadata.owner_references = Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+        uid: old_uid,
+        controller: Some(true),
+        ..Default::default()
+    }]);
     let p = plan(&w.d, &w.rss, &[lingering], w.now).unwrap();
     assert!(!p.actions.iter().any(|a| matches!(a, Action::CreateReplicaSet(_))));
     let p = plan(&w.d, &w.rss, &[], w.now).unwrap();
@@ -298,7 +331,10 @@ fn progress_deadline_exceeded() {
     w.settle();
     assert_eq!(w.progressing(), ("False".into(), cond::TIMED_OUT.into()));
     let c = cond::get(w.d.status.as_ref().unwrap(), cond::PROGRESSING).unwrap();
-    assert_eq!(c.message.as_deref(), Some(format!("ReplicaSet {:?} has timed out progressing.", name(w.rs_by_image("img:2"))).as_str()));
+    assert_eq!(
+        c.message.as_deref(),
+        Some(format!("ReplicaSet {:?} has timed out progressing.", name(w.rs_by_image("img:2"))).as_str())
+    );
 }
 
 #[test]
@@ -310,7 +346,8 @@ fn old_replica_sets_beyond_history_limit_are_deleted() {
         w.set_template(image);
         w.settle();
     }
-    let mut images: Vec<String> = w.rss.iter().map(|r| revision::annotation(r, revision::REVISION).unwrap().to_string()).collect();
+    let mut images: Vec<String> =
+        w.rss.iter().map(|r| revision::annotation(r, revision::REVISION).unwrap().to_string()).collect();
     images.sort();
     assert_eq!(images, ["3", "4"]);
 }
@@ -320,12 +357,21 @@ fn name_collision_bumps_collision_count() {
     let d = deployment(1, IntOrString::Int(1), IntOrString::Int(0));
     let hash = compute_hash(&d.spec.as_ref().unwrap().template, None);
     let squatter = ReplicaSet {
-        metadata: ObjectMeta { name: Some(format!("web-{hash}")), uid: Some("x".into()), labels: Some([("other".to_string(), "x".to_string())].into()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(format!("web-{hash}")),
+            uid: Some("x".into()),
+            labels: Some([("other".to_string(), "x".to_string())].into()),
+            ..Default::default()
+        },
         spec: Some(ReplicaSetSpec { template: Some(template("other")), ..Default::default() }),
         status: None,
     };
     let p = plan(&d, &[squatter], &[], t0()).unwrap();
-    assert!(matches!(p.actions.as_slice(), [Action::UpdateStatus(s)] if s.collision_count == Some(1)), "{:?}", p.actions);
+    assert!(
+        matches!(p.actions.as_slice(), [Action::UpdateStatus(s)] if s.collision_count == Some(1)),
+        "{:?}",
+        p.actions
+    );
     let mut d2 = d.clone();
     d2.status = Some(DeploymentStatus { collision_count: Some(1), ..Default::default() });
     let p = plan(&d2, &[], &[], t0()).unwrap();
@@ -337,7 +383,12 @@ fn name_collision_bumps_collision_count() {
 fn adopts_orphans_and_releases_mismatches() {
     let d = deployment(1, IntOrString::Int(1), IntOrString::Int(0));
     let mut orphan = ReplicaSet {
-        metadata: ObjectMeta { name: Some("orphan".into()), uid: Some("o".into()), labels: Some(labels()), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some("orphan".into()),
+            uid: Some("o".into()),
+            labels: Some(labels()),
+            ..Default::default()
+        },
         spec: Some(ReplicaSetSpec { replicas: Some(1), template: Some(template("img:1")), ..Default::default() }),
         status: None,
     };
@@ -348,7 +399,10 @@ fn adopts_orphans_and_releases_mismatches() {
     orphan.metadata.labels = Some([("app".to_string(), "other".to_string())].into());
     orphan.metadata.owner_references = adopted.metadata.owner_references.clone();
     let p = plan(&d, &[orphan], &[], t0()).unwrap();
-    assert!(p.actions.iter().any(|a| matches!(a, Action::UpdateReplicaSet(r) if r.metadata.owner_references.is_none())));
+    assert!(p
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::UpdateReplicaSet(r) if r.metadata.owner_references.is_none())));
 }
 
 #[test]

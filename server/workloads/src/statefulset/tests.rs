@@ -8,25 +8,43 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 
 fn template(image: &str) -> PodTemplateSpec {
     PodTemplateSpec {
-        metadata: Some(ObjectMeta { labels: Some([("app".to_string(), "db".to_string())].into()), ..Default::default() }),
-        spec: Some(PodSpec { containers: vec![Container { name: "c".into(), image: Some(image.into()), ..Default::default() }], ..Default::default() }),
+        metadata: Some(ObjectMeta {
+            labels: Some([("app".to_string(), "db".to_string())].into()),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            containers: vec![Container { name: "c".into(), image: Some(image.into()), ..Default::default() }],
+            ..Default::default()
+        }),
     }
 }
 
 fn set(replicas: i32, policy: &str) -> StatefulSet {
     StatefulSet {
-        metadata: ObjectMeta { name: Some("web".into()), namespace: Some("ns".into()), uid: Some("sts-uid".into()), generation: Some(1), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some("web".into()),
+            namespace: Some("ns".into()),
+            uid: Some("sts-uid".into()),
+            generation: Some(1),
+            ..Default::default()
+        },
         spec: Some(StatefulSetSpec {
             replicas: Some(replicas),
             pod_management_policy: Some(policy.into()),
-            selector: LabelSelector { match_labels: Some([("app".to_string(), "db".to_string())].into()), match_expressions: None },
+            selector: LabelSelector {
+                match_labels: Some([("app".to_string(), "db".to_string())].into()),
+                match_expressions: None,
+            },
             service_name: "web".into(),
             template: template("img:1"),
             update_strategy: Some(StatefulSetUpdateStrategy {
                 type_: Some("RollingUpdate".into()),
                 rolling_update: Some(RollingUpdateStatefulSetStrategy { partition: Some(0), max_unavailable: None }),
             }),
-            volume_claim_templates: Some(vec![PersistentVolumeClaim { metadata: ObjectMeta { name: Some("www".into()), ..Default::default() }, ..Default::default() }]),
+            volume_claim_templates: Some(vec![PersistentVolumeClaim {
+                metadata: ObjectMeta { name: Some("www".into()), ..Default::default() },
+                ..Default::default()
+            }]),
             revision_history_limit: Some(10),
             ..Default::default()
         }),
@@ -119,7 +137,11 @@ fn ordered_ready_creates_one_at_a_time() {
 fn parallel_creates_all_at_once() {
     let mut w = World::new(set(3, "Parallel"));
     w.kubelet = false;
-    let created: Vec<String> = w.pass().iter().filter_map(|a| if let Action::CreatePod(p) = a { Some(pods::name(p).to_string()) } else { None }).collect();
+    let created: Vec<String> = w
+        .pass()
+        .iter()
+        .filter_map(|a| if let Action::CreatePod(p) = a { Some(pods::name(p).to_string()) } else { None })
+        .collect();
     assert_eq!(created, ["web-0", "web-1", "web-2"]);
 }
 
@@ -167,7 +189,10 @@ fn pods_and_claims_carry_identity() {
     let spec = p.spec.as_ref().unwrap();
     assert_eq!((spec.hostname.as_deref(), spec.subdomain.as_deref()), (Some("web-0"), Some("web")));
     let vol = &spec.volumes.as_ref().unwrap()[0];
-    assert_eq!((vol.name.as_str(), vol.persistent_volume_claim.as_ref().unwrap().claim_name.as_str()), ("www", "www-web-0"));
+    assert_eq!(
+        (vol.name.as_str(), vol.persistent_volume_claim.as_ref().unwrap().claim_name.as_str()),
+        ("www", "www-web-0")
+    );
     assert_eq!(w.claims[0].metadata.labels.as_ref().unwrap()["app"], "db");
     let r = ownership::controller_of(&p.metadata).unwrap();
     assert_eq!((r.kind.as_str(), r.name.as_str()), ("StatefulSet", "web"));
@@ -188,7 +213,10 @@ fn rolling_update_goes_from_the_highest_ordinal() {
     let new_rev = w.revision_of("web-0");
     assert_ne!(old_rev, new_rev);
     let s = w.set.status.as_ref().unwrap();
-    assert_eq!((s.current_revision.as_deref(), s.update_revision.as_deref()), (Some(new_rev.as_str()), Some(new_rev.as_str())));
+    assert_eq!(
+        (s.current_revision.as_deref(), s.update_revision.as_deref()),
+        (Some(new_rev.as_str()), Some(new_rev.as_str()))
+    );
     assert_eq!((s.current_replicas, s.updated_replicas, s.observed_generation), (Some(3), Some(3), Some(2)));
 }
 
@@ -255,10 +283,16 @@ fn failed_pods_are_replaced() {
 fn revision_name_collision_bumps_collision_count() {
     let s = set(1, "OrderedReady");
     let first = plan(&s, &[], &[], &[], t0()).unwrap();
-    let Some(Action::CreateRevision(mut squatter)) = first.actions.first().cloned() else { panic!("{:?}", first.actions) };
+    let Some(Action::CreateRevision(mut squatter)) = first.actions.first().cloned() else {
+        panic!("{:?}", first.actions)
+    };
     // Same name, someone else's content.
     squatter.metadata.owner_references = None;
     squatter.data = Some(RawExtension(json!({"other": true})));
     let p = plan(&s, &[], &[squatter], &[], t0()).unwrap();
-    assert!(matches!(p.actions.as_slice(), [Action::UpdateStatus(st)] if st.collision_count == Some(1)), "{:?}", p.actions);
+    assert!(
+        matches!(p.actions.as_slice(), [Action::UpdateStatus(st)] if st.collision_count == Some(1)),
+        "{:?}",
+        p.actions
+    );
 }
