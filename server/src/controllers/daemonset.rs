@@ -11,7 +11,7 @@ use edge_scheduler::k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use edge_scheduler::k8s_openapi::api::core::v1::{Node, Pod};
 use serde_json::Value;
 
-use super::events::{self, EventType};
+use super::events;
 use crate::api::local::LocalClient;
 use crate::api::status::ApiError;
 use crate::resources::must;
@@ -91,7 +91,6 @@ fn apply(client: &LocalClient, raw: &Value, ds: &DaemonSet, plan: daemonset::Pla
     let ns = ds.metadata.namespace.clone().unwrap_or_default();
     let ns = Some(ns.as_str());
     let rev_res = must("apps", "v1", "controllerrevisions");
-    let pods_res = must("", "v1", "pods");
     if let Some(r) = plan.create_revision {
         match client.create(rev_res, ns, typed_json(&r, "apps/v1", "ControllerRevision")) {
             Err(e) if e.code == 409 => {}
@@ -107,44 +106,10 @@ fn apply(client: &LocalClient, raw: &Value, ds: &DaemonSet, plan: daemonset::Pla
         client.delete(rev_res, ns, &name, &Value::Null)?;
     }
     for pod in plan.create_pods {
-        match client.create(pods_res, ns, typed_json(&pod, "v1", "Pod")) {
-            Ok(created) => {
-                let name = created["metadata"]["name"].as_str().unwrap_or_default();
-                events::record(
-                    client,
-                    raw,
-                    EventType::Normal,
-                    "SuccessfulCreate",
-                    &format!("Created pod: {name}"),
-                    COMPONENT,
-                );
-            }
-            Err(e) => {
-                events::record(
-                    client,
-                    raw,
-                    EventType::Warning,
-                    "FailedCreate",
-                    &format!("Error creating: {}", e.message),
-                    COMPONENT,
-                );
-                return Err(e);
-            }
-        }
+        events::create_pod(client, raw, ns, typed_json(&pod, "v1", "Pod"), COMPONENT)?;
     }
     for name in plan.delete_pods {
-        match client.delete(pods_res, ns, &name, &Value::Null) {
-            Ok(_) => events::record(
-                client,
-                raw,
-                EventType::Normal,
-                "SuccessfulDelete",
-                &format!("Deleted pod: {name}"),
-                COMPONENT,
-            ),
-            Err(e) if e.code == 404 => {}
-            Err(e) => return Err(e),
-        }
+        events::delete_pod(client, raw, ns, &name, COMPONENT)?;
     }
     let status = to_json(&plan.status);
     if raw.get("status") != Some(&status) {

@@ -44,6 +44,66 @@ pub fn object_ref(obj: &Value) -> Value {
 
 /// Records an event about `obj` from `component`. Events are best effort, as upstream's recorder
 /// treats them: a failure is logged, never returned to the controller's work.
+/// Upstream's PodControl: creates a pod on behalf of `owner` and records SuccessfulCreate or
+/// FailedCreate on the owner, as every pod-making controller does.
+pub fn create_pod(
+    client: &LocalClient,
+    owner: &Value,
+    ns: Option<&str>,
+    pod: Value,
+    component: &str,
+) -> Result<Value, ApiError> {
+    let pods = must("", "v1", "pods");
+    match client.create(pods, ns, pod) {
+        Ok(created) => {
+            let name = created["metadata"]["name"].as_str().unwrap_or_default();
+            record(client, owner, EventType::Normal, "SuccessfulCreate", &format!("Created pod: {name}"), component);
+            Ok(created)
+        }
+        Err(e) => {
+            record(
+                client,
+                owner,
+                EventType::Warning,
+                "FailedCreate",
+                &format!("Error creating: {}", e.message),
+                component,
+            );
+            Err(e)
+        }
+    }
+}
+
+/// Deletes a pod of `owner`, recording SuccessfulDelete or FailedDelete; a pod already gone is
+/// not an error and records nothing.
+pub fn delete_pod(
+    client: &LocalClient,
+    owner: &Value,
+    ns: Option<&str>,
+    name: &str,
+    component: &str,
+) -> Result<(), ApiError> {
+    let pods = must("", "v1", "pods");
+    match client.delete(pods, ns, name, &Value::Null) {
+        Ok(_) => {
+            record(client, owner, EventType::Normal, "SuccessfulDelete", &format!("Deleted pod: {name}"), component);
+            Ok(())
+        }
+        Err(e) if e.code == 404 => Ok(()),
+        Err(e) => {
+            record(
+                client,
+                owner,
+                EventType::Warning,
+                "FailedDelete",
+                &format!("Error deleting: {}", e.message),
+                component,
+            );
+            Err(e)
+        }
+    }
+}
+
 pub fn record(client: &LocalClient, obj: &Value, kind: EventType, reason: &str, message: &str, component: &str) {
     if let Err(e) = try_record(client, obj, kind, reason, message, component) {
         tracing::debug!(reason, error = %e.message, "could not record event");

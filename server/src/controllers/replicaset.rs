@@ -13,7 +13,7 @@ use edge_workloads::replicaset::{self as planner, ManageError};
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
-use super::events::{self, EventType};
+use super::events;
 use crate::api::local::LocalClient;
 use crate::api::status::ApiError;
 use crate::resources::must;
@@ -178,56 +178,16 @@ fn sync_one(
     if plan.create > 0 {
         let pod = serde_json::to_value(planner::pod_from_template(rs)).unwrap_or(Value::Null);
         for _ in 0..plan.create {
-            match client.create(res, Some(ns), pod.clone()) {
-                Ok(created) => {
-                    let name = created["metadata"]["name"].as_str().unwrap_or_default();
-                    events::record(
-                        client,
-                        &owner_obj,
-                        EventType::Normal,
-                        "SuccessfulCreate",
-                        &format!("Created pod: {name}"),
-                        COMPONENT,
-                    );
-                }
-                Err(e) => {
-                    events::record(
-                        client,
-                        &owner_obj,
-                        EventType::Warning,
-                        "FailedCreate",
-                        &format!("Error creating: {}", e.message),
-                        COMPONENT,
-                    );
-                    failure = Some(ManageError { reason: "FailedCreate", message: e.message });
-                    // Like upstream's slow start: after a failure, the rest would fail alike.
-                    break;
-                }
+            if let Err(e) = events::create_pod(client, &owner_obj, Some(ns), pod.clone(), COMPONENT) {
+                failure = Some(ManageError { reason: "FailedCreate", message: e.message });
+                // Like upstream's slow start: after a failure, the rest would fail alike.
+                break;
             }
         }
     }
     for name in &plan.delete {
-        match client.delete(res, Some(ns), name, &Value::Null) {
-            Ok(_) => events::record(
-                client,
-                &owner_obj,
-                EventType::Normal,
-                "SuccessfulDelete",
-                &format!("Deleted pod: {name}"),
-                COMPONENT,
-            ),
-            Err(e) if e.code == 404 => {}
-            Err(e) => {
-                events::record(
-                    client,
-                    &owner_obj,
-                    EventType::Warning,
-                    "FailedDelete",
-                    &format!("Error deleting: {}", e.message),
-                    COMPONENT,
-                );
-                failure = Some(ManageError { reason: "FailedDelete", message: e.message });
-            }
+        if let Err(e) = events::delete_pod(client, &owner_obj, Some(ns), name, COMPONENT) {
+            failure = Some(ManageError { reason: "FailedDelete", message: e.message });
         }
     }
     let claimed = planner::claimed(rs, typed);
