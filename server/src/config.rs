@@ -44,6 +44,19 @@ pub struct ServerConfig {
     /// This board's IP (defaults to the address of the default route's interface).
     #[arg(long, env = "EDGE_NODE_IP")]
     pub node_ip: Option<IpAddr>,
+    /// Agent flags, for the board this server runs on (see edge-agent --help).
+    #[arg(long, env = "EDGE_PRIVATE_REGISTRY", default_value = "/etc/edge/registries.yaml")]
+    pub private_registry: PathBuf,
+    #[arg(long, env = "EDGE_FLANNEL_IFACE")]
+    pub flannel_iface: Option<String>,
+    #[arg(long, env = "EDGE_KUBELET_PORT", default_value_t = 10250)]
+    pub kubelet_port: u16,
+    /// Extra labels for this board's Node, `key=value` (repeatable).
+    #[arg(long = "node-label", env = "EDGE_NODE_LABELS", value_delimiter = ',')]
+    pub node_labels: Vec<String>,
+    /// The edge-shim executable (defaults to the one next to edge-server).
+    #[arg(long, env = "EDGE_SHIM")]
+    pub shim: Option<PathBuf>,
     /// How many changes the watch history keeps before older resourceVersions answer 410 Expired.
     #[arg(long, env = "EDGE_WATCH_HISTORY", default_value_t = 10_000)]
     pub watch_history: usize,

@@ -11,6 +11,7 @@ pub mod ipam;
 pub mod pki;
 pub mod resources;
 pub mod store;
+pub mod token;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,19 +31,19 @@ const DEFAULT_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "
 
 /// Runs the server until `shutdown` is cancelled. `listener` is already bound (tests bind port 0).
 pub async fn run(config: ServerConfig, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
-    if !config.disable_agent {
-        bail!("the node agent is not part of this build yet: start edge-server with --disable-agent");
-    }
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let node_ip = config.node_ip.unwrap_or_else(default_ip);
     let local = listener.local_addr()?;
 
-    let pki = pki::Pki::ensure(&data_dir, &serving_names(&config), &serving_ips(&config, node_ip))?;
+    let pki = Arc::new(pki::Pki::ensure(&data_dir, &serving_names(&config), &serving_ips(&config, node_ip))?);
     let server_url = format!("https://127.0.0.1:{}", local.port());
     pki.write_kubeconfig(&config.write_kubeconfig, &server_url)
         .with_context(|| format!("writing kubeconfig {}", config.write_kubeconfig.display()))?;
-    ensure_token(&config)?;
+    // token.full() is what agents join with, the embedded one included.
+    let token = ensure_token(&config, &pki.ca_pem)?;
+    let (kubelet_cert, kubelet_key) = pki.kubelet_client().context("the kubelet client certificate")?;
+    let kubelet = api::kubelet::KubeletClient::new(&pki.ca_pem, &kubelet_cert, &kubelet_key)?;
 
     let store = Arc::new(
         Store::open(&data_dir, store::Options { history: config.watch_history }).context("opening the store")?,
@@ -58,10 +59,22 @@ pub async fn run(config: ServerConfig, listener: TcpListener, shutdown: Cancella
         ready: AtomicBool::new(false),
         nodes: config.node_settings(),
         ipam,
+        join: api::join::Joiner::new(pki.clone(), token.clone()),
+        kubelet,
     });
     bootstrap_kubernetes_service(&state, node_ip, local.port())?;
     let tls = Arc::new(tls_config(&pki)?);
     let controllers = controllers::spawn(state.clone());
+    if !config.disable_agent {
+        let agent = agent_config(&config, node_ip, local, token.full())?;
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = edge_agent::run(agent, shutdown.clone(), || {}).await {
+                tracing::error!(error = format!("{e:#}"), "the embedded agent stopped; shutting down");
+                shutdown.cancel();
+            }
+        });
+    }
     state.ready.store(true, Ordering::Release);
     tracing::info!(address = %local, kubeconfig = %config.write_kubeconfig.display(), "edge-server ready");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
@@ -71,6 +84,46 @@ pub async fn run(config: ServerConfig, listener: TcpListener, shutdown: Cancella
         let _ = c.await;
     }
     Ok(())
+}
+
+/// The agent for this server's own board: it joins over loopback like any other agent and keeps its
+/// state under `<data-dir>/agent`; the node carries k3s's control-plane labels.
+fn agent_config(
+    config: &ServerConfig,
+    node_ip: IpAddr,
+    api: SocketAddr,
+    token: &str,
+) -> Result<edge_agent::AgentConfig> {
+    let IpAddr::V4(node_ip) = node_ip else {
+        bail!("--node-ip {node_ip}: the agent needs an IPv4 node address");
+    };
+    let mut node_labels = vec![
+        ("node-role.kubernetes.io/control-plane".to_string(), "true".to_string()),
+        ("node-role.kubernetes.io/master".to_string(), "true".to_string()),
+    ];
+    for l in &config.node_labels {
+        let (k, v) = l.split_once('=').with_context(|| format!("--node-label {l:?}: expected key=value"))?;
+        node_labels.push((k.to_string(), v.to_string()));
+    }
+    Ok(edge_agent::AgentConfig {
+        // Loopback unless the API listens on one address only.
+        server: match api.ip() {
+            ip if ip.is_unspecified() => format!("https://127.0.0.1:{}", api.port()),
+            IpAddr::V4(ip) => format!("https://{ip}:{}", api.port()),
+            IpAddr::V6(ip) => format!("https://[{ip}]:{}", api.port()),
+        },
+        token: token.to_string(),
+        data_dir: config.data_dir.join("agent"),
+        node_name: config.node_name(),
+        node_ip,
+        flannel_iface: config.flannel_iface.clone(),
+        private_registry: config.private_registry.clone(),
+        kubelet_port: config.kubelet_port,
+        shim_binary: config.shim.clone().unwrap_or_else(edge_agent::config::default_shim_binary),
+        cluster_dns: Some(config.cluster_dns),
+        cluster_domain: config.cluster_domain.clone(),
+        node_labels,
+    })
 }
 
 pub async fn bind(config: &ServerConfig) -> Result<TcpListener> {
@@ -123,22 +176,11 @@ fn default_ip() -> IpAddr {
         .unwrap_or(IpAddr::from([127, 0, 0, 1]))
 }
 
-/// The join token agents present; generated once and kept in the data dir when not configured.
-fn ensure_token(config: &ServerConfig) -> Result<String> {
-    let path = config.data_dir.join("token");
-    if let Some(t) = &config.token {
-        std::fs::write(&path, t).with_context(|| format!("writing {}", path.display()))?;
-        return Ok(t.clone());
-    }
-    match std::fs::read_to_string(&path) {
-        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
-        _ => {
-            use rand::Rng;
-            let token: String = (0..32).map(|_| format!("{:x}", rand::thread_rng().gen_range(0..16u8))).collect();
-            std::fs::write(&path, &token).with_context(|| format!("writing {}", path.display()))?;
-            Ok(token)
-        }
-    }
+/// The join token (`K10<ca-hash>::server:<secret>`) for the CA in `ca_pem`, kept in
+/// `<data-dir>/token`: `--token` when given (a full token or a bare secret), else the stored secret,
+/// else a new one. `full()` is what agents are given.
+pub fn ensure_token(config: &ServerConfig, ca_pem: &str) -> Result<token::JoinToken> {
+    Ok(token::ensure(&config.data_dir, config.token.as_deref(), ca_pem)?)
 }
 
 fn bootstrap(store: &Store) -> Result<()> {

@@ -349,11 +349,17 @@ impl TestRegistry {
 
     /// With basic auth: `htpasswd_line` is `user:<bcrypt hash>` (distribution accepts bcrypt only).
     pub fn start_with(work_dir: &Path, htpasswd_line: Option<&str>) -> io::Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        Self::start_on(work_dir, htpasswd_line, std::net::Ipv4Addr::LOCALHOST)
+    }
+
+    /// On `ip` (an address of this network namespace), e.g. the host end of a test LAN so that
+    /// nodes in other namespaces can pull from it.
+    pub fn start_on(work_dir: &Path, htpasswd_line: Option<&str>, ip: std::net::Ipv4Addr) -> io::Result<Self> {
+        let port = TcpListener::bind((ip, 0))?.local_addr()?.port();
         let storage = work_dir.join("registry-storage");
         std::fs::create_dir_all(&storage)?;
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {ip}:{port}\n",
             storage.display()
         );
         if let Some(line) = htpasswd_line {
@@ -372,7 +378,7 @@ impl TestRegistry {
             .stderr(log)
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("docker-registry: {e} (apt-get install docker-registry)")))?;
-        let reg = TestRegistry { addr: SocketAddr::from(([127, 0, 0, 1], port)), child };
+        let reg = TestRegistry { addr: SocketAddr::from((ip, port)), child };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(reg.addr).is_err() {
             if Instant::now() > deadline {

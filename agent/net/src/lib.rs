@@ -5,12 +5,14 @@
 //! - [`overlay`]: the flannel VXLAN model and the pure reconcile [`overlay::plan`];
 //! - [`netlink`]: the narrow kernel trait, with [`rtnl::RtNetlink`] (real) and
 //!   [`fake::RecordingNetLink`] (recording fake for tests);
-//! - [`node`]: [`node::NodeNetwork`], which ties them together for one node.
+//! - [`node`]: [`node::NodeNetwork`], which ties them together for one node;
+//! - [`netns`]: pod network namespaces bound to files, which `add_pod` plugs into.
 
 pub mod error;
 pub mod fake;
 pub mod ipam;
 pub mod netlink;
+pub mod netns;
 pub mod node;
 pub mod overlay;
 pub mod rtnl;

@@ -1,6 +1,7 @@
 //! Reading and cleaning the cgroups libcontainer made for our containers, on v1 (one hierarchy per
-//! controller) and v2 (one unified hierarchy). libcontainer creates and deletes a container's own
-//! cgroup; the pod-level parents above it are ours to remove once empty.
+//! controller) and v2 (one unified hierarchy), and finding where a process's cgroups are mounted so an
+//! exec can join them. libcontainer creates and deletes a container's own cgroup; the pod-level
+//! parents above it are ours to remove once empty.
 
 use std::path::{Path, PathBuf};
 
@@ -78,10 +79,123 @@ pub fn remove_if_empty(root: &Path, cgroup_path: &str) -> std::io::Result<()> {
     first_err.map_or(Ok(()), Err)
 }
 
+/// The `cgroup.procs` file of every hierarchy a process belongs to, from its `/proc/PID/cgroup` and
+/// our `/proc/self/mountinfo`; one per mounted hierarchy, whether v1, v2 or both (hybrid). Hierarchies
+/// that are not mounted here (nothing to write to) are left out.
+pub fn procs_files(proc_cgroup: &str, mountinfo: &str) -> Vec<PathBuf> {
+    let mounts: Vec<CgroupMount> = mountinfo.lines().filter_map(CgroupMount::parse).collect();
+    let mut out = Vec::new();
+    for line in proc_cgroup.lines() {
+        // `hierarchy-id:controllers:path`; the path may itself contain colons.
+        let mut it = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (it.next(), it.next(), it.next()) else { continue };
+        let found = mounts.iter().find(|m| match &m.controllers {
+            None => controllers.is_empty(),
+            Some(opts) => !controllers.is_empty() && controllers.split(',').all(|c| opts.iter().any(|o| o == c)),
+        });
+        let Some(m) = found else { continue };
+        // A mount of a sub-cgroup (as inside a cgroup namespace) shows paths below its root.
+        let below = path.strip_prefix(m.root.as_str()).unwrap_or(path);
+        let file = m.mount_point.join(below.trim_start_matches('/')).join("cgroup.procs");
+        if !out.contains(&file) {
+            out.push(file);
+        }
+    }
+    out
+}
+
+struct CgroupMount {
+    root: String,
+    mount_point: PathBuf,
+    /// v1: the super options (controllers and `name=...`); None for the v2 hierarchy.
+    controllers: Option<Vec<String>>,
+}
+
+impl CgroupMount {
+    /// One mountinfo line: `id parent dev root mount-point options [optional...] - fstype source super-options`.
+    fn parse(line: &str) -> Option<Self> {
+        let (left, right) = line.split_once(" - ")?;
+        let left: Vec<&str> = left.split(' ').collect();
+        let right: Vec<&str> = right.split(' ').collect();
+        let (root, mount_point) = (*left.get(3)?, *left.get(4)?);
+        let controllers = match *right.first()? {
+            "cgroup2" => None,
+            "cgroup" => Some(right.get(2)?.split(',').map(str::to_string).collect()),
+            _ => return None,
+        };
+        Some(Self { root: unescape(root), mount_point: unescape(mount_point).into(), controllers })
+    }
+}
+
+/// mountinfo writes space, tab, newline and backslash in paths as `\ooo` octal escapes.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b.get(i + 1..i + 4).filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) => {
+                out.push(d.iter().fold(0u8, |acc, c| acc.wrapping_mul(8).wrapping_add(c - b'0')));
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    const HYBRID_MOUNTINFO: &str = "\
+30 24 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid shared:10 - cgroup2 cgroup2 rw,nsdelegate
+34 30 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:14 - cgroup cgroup rw,cpu,cpuacct
+35 30 0:31 / /sys/fs/cgroup/memory rw,nosuid shared:15 - cgroup cgroup rw,memory
+36 30 0:32 / /sys/fs/cgroup/systemd rw,nosuid shared:16 - cgroup cgroup rw,xattr,name=systemd
+37 30 0:33 / /sys/fs/cgroup/pids rw,nosuid shared:17 - cgroup cgroup rw,pids
+25 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+";
+
+    #[test]
+    fn procs_files_per_hierarchy() {
+        let v2_mountinfo = "26 1 0:23 / /sys/fs/cgroup rw shared:4 - cgroup2 cgroup2 rw\n";
+        let ns_mountinfo = "26 1 0:23 /edge/n /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        let spaced = "26 1 0:23 / /mnt/my\\040cg rw - cgroup2 cgroup2 rw\n";
+        let p = |s: &str| PathBuf::from(s);
+        let cases: Vec<(&str, &str, Vec<PathBuf>)> = vec![
+            (
+                "0::/edge/n/pod1/app\n",
+                v2_mountinfo,
+                vec![p("/sys/fs/cgroup/edge/n/pod1/app/cgroup.procs")],
+            ),
+            (
+                "5:memory:/edge/n/pod1/app\n4:cpu,cpuacct:/edge/n/pod1/app\n3:name=systemd:/\n\
+                 2:net_cls:/\n1:pids:/edge/n/pod1/app\n0::/user.slice\n",
+                HYBRID_MOUNTINFO,
+                vec![
+                    p("/sys/fs/cgroup/memory/edge/n/pod1/app/cgroup.procs"),
+                    p("/sys/fs/cgroup/cpu,cpuacct/edge/n/pod1/app/cgroup.procs"),
+                    p("/sys/fs/cgroup/systemd/cgroup.procs"),
+                    // net_cls is not mounted: nothing to join.
+                    p("/sys/fs/cgroup/pids/edge/n/pod1/app/cgroup.procs"),
+                    p("/sys/fs/cgroup/unified/user.slice/cgroup.procs"),
+                ],
+            ),
+            ("0::/edge/n/pod1/app\n", ns_mountinfo, vec![p("/sys/fs/cgroup/pod1/app/cgroup.procs")]),
+            ("0::/a:b\n", spaced, vec![p("/mnt/my cg/a:b/cgroup.procs")]),
+            ("garbage\n", v2_mountinfo, vec![]),
+        ];
+        for (cg, mi, want) in cases {
+            assert_eq!(procs_files(cg, mi), want, "{cg:?}");
+        }
+    }
 
     #[test]
     fn oom_counter() {

@@ -13,14 +13,20 @@
 //! - `.state/` — libcontainer's state root
 //! - `<container>/config.json` — the OCI bundle; `container.log` — CRI log; `pid`; `exit-code`;
 //!   `oom-killed` (present when the memory cgroup OOM-killed something in the container)
+//!
+//! Exec into a running container bypasses the shim: [`exec::exec_command`] runs `edge-shim --exec`
+//! on the container's pid ([`enter`] is that side).
 
 pub mod cgroups;
 pub mod cri_log;
+pub mod enter;
+pub mod exec;
 pub mod layout;
 pub mod protocol;
 pub mod sandbox;
 pub mod shim;
 pub mod spec;
+pub mod target;
 
 pub use sandbox::{ContainerStatus, Sandbox, SandboxError};
 pub use spec::{BindMount, ContainerSpec, Resources};

@@ -69,7 +69,7 @@ pub enum SpecError {
     Oci(#[from] OciSpecError),
 }
 
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 impl ContainerSpec {
     pub fn cgroup_path(&self) -> String {

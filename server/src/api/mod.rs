@@ -1,10 +1,13 @@
 //! The Kubernetes API over HTTPS: TLS and client-certificate authentication, routing of
-//! upstream's URL layout to discovery, OpenAPI and the REST verbs.
+//! upstream's URL layout to discovery, OpenAPI and the REST verbs, the join endpoints, and the
+//! pod subresources proxied to kubelets.
 
 pub mod auth;
 pub mod body;
 pub mod discovery;
 pub mod handlers;
+pub mod join;
+pub mod kubelet;
 pub mod local;
 pub mod openapi;
 pub mod path;
@@ -44,6 +47,10 @@ pub struct ApiState {
     pub nodes: crate::config::NodeSettings,
     /// Cluster IPs, node ports and pod CIDRs.
     pub ipam: crate::ipam::Ipam,
+    /// The join token and the CA that signs node certificates.
+    pub join: join::Joiner,
+    /// How this server reaches kubelets (logs, exec, attach, port-forward).
+    pub kubelet: kubelet::KubeletClient,
 }
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -156,6 +163,9 @@ async fn route(state: Arc<ApiState>, user: Option<&User>, req: Request<Incoming>
             return Ok(if state.ready.load(Ordering::Acquire) { text(200, "ok") } else { text(500, "not ready") });
         }
         Some(Route::Version) => return Ok(json_response(200, &discovery::version())),
+        // Joining agents have no client certificate yet: the CA is public, node certificates take the token.
+        Some(Route::CaCerts) => return join::cacerts(&state, req.method()),
+        Some(Route::NodeCerts) => return join::node_certs(&state, req).await,
         _ => {}
     }
     let Some(user) = user else {
@@ -183,6 +193,8 @@ async fn route(state: Arc<ApiState>, user: Option<&User>, req: Request<Incoming>
             None => Err(ApiError::path_not_found()),
         },
         Route::Resource(target) => handlers::dispatch(&state, user, target, req).await,
-        Route::Healthz | Route::Livez | Route::Readyz | Route::Version => Err(ApiError::path_not_found()),
+        Route::Healthz | Route::Livez | Route::Readyz | Route::Version | Route::CaCerts | Route::NodeCerts => {
+            Err(ApiError::path_not_found())
+        }
     }
 }

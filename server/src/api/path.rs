@@ -9,6 +9,10 @@ pub enum Route {
     Healthz,
     Livez,
     Readyz,
+    /// The cluster CA, for agents about to join (k3s's path).
+    CaCerts,
+    /// Node certificates for a join token.
+    NodeCerts,
     ApiVersions,
     GroupList,
     Group(String),
@@ -36,6 +40,8 @@ pub fn parse(path: &str) -> Option<Route> {
         ["healthz", ..] => Some(Route::Healthz),
         ["livez", ..] => Some(Route::Livez),
         ["readyz", ..] => Some(Route::Readyz),
+        ["cacerts"] => Some(Route::CaCerts),
+        ["v1-edge", "node-certs"] => Some(Route::NodeCerts),
         ["api"] => Some(Route::ApiVersions),
         ["apis"] => Some(Route::GroupList),
         ["apis", g] => Some(Route::Group(g.to_string())),

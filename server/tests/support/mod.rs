@@ -2,6 +2,8 @@
 //! the real `/usr/bin/kubectl` and with kube-rs.
 #![allow(dead_code)]
 
+pub mod node;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

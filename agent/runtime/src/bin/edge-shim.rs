@@ -1,18 +1,23 @@
 //! `edge-shim <sandbox-dir>`: starts the sandbox's shim detached (a new session, reparented away from
 //! the caller) and exits once it answers on its socket, printing its pid. `edge-shim --serve <dir>` is
-//! the shim itself (see `edge_runtime::shim`). Single-threaded on purpose: libcontainer requires it.
+//! the shim itself (see `edge_runtime::shim`). `edge-shim --exec PID [--tty] -- CMD...` runs a command
+//! inside a running container and exits with its code (see `edge_runtime::enter`; `--exec-stage` is
+//! its second stage). Single-threaded on purpose: libcontainer and setns(2) require it.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use edge_runtime::enter::{self, ExecArgs, EXEC_FLAG, STAGE_FLAG};
 use edge_runtime::layout;
 use edge_runtime::protocol::Request;
 use edge_runtime::sandbox::request;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: edge-shim <sandbox-dir> | edge-shim --serve <sandbox-dir>");
+    eprintln!(
+        "usage: edge-shim <sandbox-dir> | edge-shim --serve <sandbox-dir> | edge-shim --exec <pid> [--tty] -- <cmd>..."
+    );
     ExitCode::from(2)
 }
 
@@ -20,9 +25,23 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     match args.as_slice() {
         [_, flag, dir] if flag == "--serve" => serve(Path::new(dir)),
+        [_, flag, ..] if flag == EXEC_FLAG => match ExecArgs::parse(&args[1..]) {
+            Ok(a) => exit_with(enter::run(&a)),
+            Err(e) => {
+                eprintln!("edge-shim: {e}");
+                usage()
+            }
+        },
+        [_, flag, json, sep, command @ ..] if flag == STAGE_FLAG && sep == "--" => {
+            exit_with(enter::stage(json, command))
+        }
         [_, dir] if !dir.starts_with('-') => launch(Path::new(dir)),
         _ => usage(),
     }
+}
+
+fn exit_with(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
 }
 
 fn serve(dir: &Path) -> ExitCode {

@@ -34,7 +34,7 @@ impl Env {
             std::fs::create_dir_all(rootfs.join(d)).unwrap();
         }
         std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-        for tool in ["sh", "echo", "sleep", "cat", "true", "ls", "hostname"] {
+        for tool in ["sh", "echo", "sleep", "cat", "true", "ls", "hostname", "tty", "stty", "id", "grep"] {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(tool)).unwrap();
         }
         let env = Env { tmp, netns_name: id.clone(), cgroup_top: format!("/{id}") };

@@ -58,6 +58,12 @@ pub async fn dispatch(
     target: Target,
     req: Request<Incoming>,
 ) -> ApiResult<Response<Body>> {
+    if let (Some(sub), Some(ns), Some(name)) = (&target.subresource, &target.namespace, &target.name) {
+        let stream = super::kubelet::Stream::from_subresource(sub);
+        if let Some(stream) = stream.filter(|_| target.resource.group.is_empty() && target.resource.plural == "pods") {
+            return super::kubelet::serve(state, stream, ns, name, req).await;
+        }
+    }
     let (parts, incoming) = req.into_parts();
     let mut query = Query::parse(parts.uri.query())?;
     if target.watch_prefix {
@@ -149,11 +155,11 @@ pub async fn dispatch(
             let bytes = body::read(incoming).await?;
             (200, delete_collection(&ctx, &bytes)?)
         }
-        (_, Some(_), Some("log" | "exec" | "attach" | "portforward" | "eviction" | "ephemeralcontainers")) => {
+        (_, Some(_), Some("eviction" | "ephemeralcontainers")) => {
             return Err(ApiError::new(
                 503,
                 "ServiceUnavailable",
-                "this subresource needs the node agent, which this edge-server build does not run yet",
+                "this subresource is not served by this edge-server build yet",
             ));
         }
         _ => return Err(ApiError::method_not_allowed()),
