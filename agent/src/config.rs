@@ -53,13 +53,11 @@ impl AgentConfig {
     }
 }
 
-/// `edge-shim` next to the running executable (how the packages install it), else on PATH.
+/// `edge-shim` next to the running executable when there is one, else this executable itself, which
+/// becomes the shim when started under that name (see [`edge_runtime::cli`]).
 pub fn default_shim_binary() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|d| d.join("edge-shim")))
-        .filter(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("edge-shim"))
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from(edge_runtime::cli::ARGV0));
+    exe.parent().map(|d| d.join(edge_runtime::cli::ARGV0)).filter(|p| p.exists()).unwrap_or(exe)
 }
 
 /// The source address this machine uses to reach `server_host` (no packet is sent: a UDP connect

@@ -19,6 +19,8 @@ use edge_images::{ContentStore, Platform, Puller, RegistriesConfig};
 use tokio_util::sync::CancellationToken;
 
 pub use config::AgentConfig;
+/// The shim's command line, for binaries that double as `edge-shim`.
+pub use edge_runtime::cli as shim;
 
 /// Runs the agent until `shutdown`; `ready` is called once the node is registered and pods are
 /// being watched (systemd's READY=1).

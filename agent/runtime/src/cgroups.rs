@@ -170,11 +170,7 @@ mod tests {
         let spaced = "26 1 0:23 / /mnt/my\\040cg rw - cgroup2 cgroup2 rw\n";
         let p = |s: &str| PathBuf::from(s);
         let cases: Vec<(&str, &str, Vec<PathBuf>)> = vec![
-            (
-                "0::/edge/n/pod1/app\n",
-                v2_mountinfo,
-                vec![p("/sys/fs/cgroup/edge/n/pod1/app/cgroup.procs")],
-            ),
+            ("0::/edge/n/pod1/app\n", v2_mountinfo, vec![p("/sys/fs/cgroup/edge/n/pod1/app/cgroup.procs")]),
             (
                 "5:memory:/edge/n/pod1/app\n4:cpu,cpuacct:/edge/n/pod1/app\n3:name=systemd:/\n\
                  2:net_cls:/\n1:pids:/edge/n/pod1/app\n0::/user.slice\n",

@@ -8,7 +8,7 @@
 //!    stays outside as the waiter: forwards SIGTERM/SIGINT/SIGHUP/SIGWINCH and exits with the
 //!    command's code (128 + signal when killed).
 //! 2. `--exec-stage` joins the mount namespace last (it needs the host's `/proc` until then), takes
-//!    the terminal, narrows capabilities, drops to the target's uid/gid/groups, enters its cwd and
+//!    the terminal, takes the target's capabilities, uid/gid/groups and cwd, and
 //!    execs the command found on the container's PATH.
 //!
 //! Stage 2 is a fresh exec rather than a bare fork so that everything stays safe Rust: the workspace
@@ -159,8 +159,7 @@ fn enter_and_wait(args: &ExecArgs) -> Result<i32, EnterError> {
         setns(file, *flag).map_err(|e| EnterError::Setns(name, e))?;
     }
 
-    // Blocked before the spawn so no signal (nor the child's exit) is lost; std resets the mask in
-    // the child.
+    // Blocked before the spawn so no signal (nor the child's exit) is lost; stage 2 unblocks them.
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     for s in FORWARDED {
@@ -174,6 +173,7 @@ fn enter_and_wait(args: &ExecArgs) -> Result<i32, EnterError> {
     let json = serde_json::to_string(&stage).map_err(EnterError::Stage)?;
     let exe = std::env::current_exe().map_err(EnterError::Spawn)?;
     let mut child = Command::new(exe)
+        .arg0(crate::cli::ARGV0)
         .arg(STAGE_FLAG)
         .arg(json)
         .arg("--")
@@ -234,6 +234,9 @@ pub fn stage(json: &str, command: &[String]) -> i32 {
 }
 
 fn prepare(s: &Stage) -> Result<(), EnterError> {
+    // Stage 1 blocked the signals it forwards and std keeps the mask across spawn; an exec keeps it
+    // too, and the command must get SIGTERM and friends.
+    SigSet::empty().thread_set_mask().map_err(EnterError::Signals)?;
     // Reopened through /proc so the inherited descriptor can be closed with a safe call and the
     // command does not inherit it.
     let self_fd = PathBuf::from(format!("/proc/self/fd/{}", s.mnt_fd));
@@ -247,12 +250,15 @@ fn prepare(s: &Stage) -> Result<(), EnterError> {
         nix::unistd::setsid().map_err(|e| EnterError::Tty(e.into()))?;
         rustix::process::ioctl_tiocsctty(std::io::stdin()).map_err(|e| EnterError::Tty(e.into()))?;
     }
-    narrow_capabilities(&s.creds)?;
     let c = &s.creds;
+    limit_capabilities(c)?;
     let groups: Vec<Gid> = c.groups.iter().map(|g| Gid::from_raw(*g)).collect();
     nix::unistd::setgroups(&groups).map_err(|e| EnterError::Creds("setgroups", e))?;
     nix::unistd::setgid(Gid::from_raw(c.gid)).map_err(|e| EnterError::Creds("setgid", e))?;
+    // Kept across setuid so a non-root target's capabilities can be copied below.
+    nix::sys::prctl::set_keepcaps(true).map_err(|e| EnterError::Creds("keepcaps", e))?;
     nix::unistd::setuid(Uid::from_raw(c.uid)).map_err(|e| EnterError::Creds("setuid", e))?;
+    copy_capabilities(c)?;
     // A cwd the target's user cannot enter (or that is gone) is not worth failing the exec over.
     if nix::unistd::chdir(&s.cwd).is_err() {
         nix::unistd::chdir("/").map_err(|e| EnterError::Creds("chdir /", e))?;
@@ -265,18 +271,38 @@ fn prepare(s: &Stage) -> Result<(), EnterError> {
     Ok(())
 }
 
-/// Gives the command no more than the container's own process has: the bounding set bounds what a
-/// root command gets at exec, and the inheritable set is copied. For a non-root target, setuid
-/// clears the rest.
-fn narrow_capabilities(c: &Creds) -> Result<(), EnterError> {
-    use caps::{CapSet, CapsHashSet};
-    let has = |mask: u64, cap: caps::Capability| cap.index() < 64 && mask & cap.bitmask() != 0;
-    let supported = caps::runtime::thread_all_supported();
-    for cap in supported.iter().filter(|cap| !has(c.cap_bounding, **cap)) {
+fn capability_set(mask: u64) -> caps::CapsHashSet {
+    caps::runtime::thread_all_supported()
+        .into_iter()
+        .filter(|cap| cap.index() < 64 && mask & cap.bitmask() != 0)
+        .collect()
+}
+
+/// Before setuid, while we still may: the bounding set (what a root command can get at exec) and
+/// the inheritable set become the target's.
+fn limit_capabilities(c: &Creds) -> Result<(), EnterError> {
+    use caps::CapSet;
+    let keep = capability_set(c.cap_bounding);
+    for cap in caps::runtime::thread_all_supported().difference(&keep) {
         caps::drop(None, CapSet::Bounding, *cap).map_err(|e| EnterError::Caps(format!("dropping {cap}: {e}")))?;
     }
-    let inheritable: CapsHashSet = supported.into_iter().filter(|cap| has(c.cap_inheritable, *cap)).collect();
-    caps::set(None, CapSet::Inheritable, &inheritable).map_err(|e| EnterError::Caps(e.to_string()))
+    caps::set(None, CapSet::Inheritable, &capability_set(c.cap_inheritable))
+        .map_err(|e| EnterError::Caps(format!("inheritable: {e}")))
+}
+
+/// After setuid: effective, permitted and ambient become the target's (the ambient set is what a
+/// non-root command keeps across exec), so the command has exactly the container's capabilities.
+fn copy_capabilities(c: &Creds) -> Result<(), EnterError> {
+    use caps::CapSet;
+    // Effective first: it must stay within permitted at every step.
+    for (set, mask, name) in [
+        (CapSet::Effective, c.cap_effective, "effective"),
+        (CapSet::Permitted, c.cap_permitted, "permitted"),
+        (CapSet::Ambient, c.cap_ambient, "ambient"),
+    ] {
+        caps::set(None, set, &capability_set(mask)).map_err(|e| EnterError::Caps(format!("{name}: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Why the command could not be started; printed after `exec: "CMD": `.
@@ -366,7 +392,7 @@ mod tests {
             (strings(&["--exec", "7", "--tty", "--", "sh"]), ok(7, true, &["sh"])),
             // Everything after `--` is the command's, flags included.
             (strings(&["--exec", "7", "--", "ls", "--", "--tty"]), ok(7, false, &["ls", "--", "--tty"])),
-            (strings(&["--exec", "7", "--", ]), Err(())),
+            (strings(&["--exec", "7", "--"]), Err(())),
             (strings(&["--exec", "x", "--", "ls"]), Err(())),
             (strings(&["--exec", "7", "ls"]), Err(())),
             (strings(&["--exec", "7", "--verbose", "--", "ls"]), Err(())),

@@ -18,6 +18,8 @@ use crate::enter::ExecArgs;
 /// reads EOF when the command ends.
 pub fn exec_command(shim_binary: &Path, container_pid: u32, args: &[String], tty: bool) -> Command {
     let mut cmd = Command::new(shim_binary);
+    // The shim may be edge-agent itself (multi-call), which looks at argv[0].
+    std::os::unix::process::CommandExt::arg0(&mut cmd, crate::cli::ARGV0);
     cmd.args(ExecArgs { pid: container_pid, tty, command: args.to_vec() }.to_args());
     cmd
 }

@@ -18,12 +18,14 @@
 //! on the container's pid ([`enter`] is that side).
 
 pub mod cgroups;
+pub mod cli;
 pub mod cri_log;
 pub mod enter;
 pub mod exec;
 pub mod layout;
 pub mod protocol;
 pub mod sandbox;
+#[cfg(target_pointer_width = "64")]
 pub mod shim;
 pub mod spec;
 pub mod target;

@@ -89,7 +89,7 @@ impl Sandbox {
         let meta = Meta { pod_uid: pod_uid.to_string(), netns: netns.to_path_buf() };
         let meta_path = dir.join(layout::SANDBOX_META);
         write_atomic(&meta_path, &serde_json::to_vec(&meta).map_err(SandboxError::Meta)?).map_err(io(&meta_path))?;
-        let out = Command::new(shim_binary)
+        let out = std::os::unix::process::CommandExt::arg0(&mut Command::new(shim_binary), crate::cli::ARGV0)
             .arg(&dir)
             .output()
             .map_err(|e| SandboxError::ShimLaunch(shim_binary.to_path_buf(), e.to_string()))?;

@@ -6,11 +6,11 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use libcontainer::oci_spec::runtime::{
+use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder,
     LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, UserBuilder,
 };
-use libcontainer::oci_spec::OciSpecError;
+use oci_spec::OciSpecError;
 
 use crate::layout::valid_name;
 
@@ -211,7 +211,7 @@ fn parse_capabilities(names: &[String]) -> Result<HashSet<Capability>, SpecError
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use libcontainer::oci_spec::runtime::LinuxNamespace;
+    use oci_spec::runtime::LinuxNamespace;
 
     fn base() -> ContainerSpec {
         ContainerSpec {

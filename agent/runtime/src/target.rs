@@ -25,6 +25,9 @@ pub struct Creds {
     /// Capability masks (bit n = capability n).
     pub cap_bounding: u64,
     pub cap_inheritable: u64,
+    pub cap_permitted: u64,
+    pub cap_effective: u64,
+    pub cap_ambient: u64,
     pub no_new_privs: bool,
 }
 
@@ -89,6 +92,10 @@ pub fn parse_status(text: &str) -> Result<Creds, &'static str> {
         groups: groups?,
         cap_bounding: mask("CapBnd")?,
         cap_inheritable: mask("CapInh")?,
+        cap_permitted: mask("CapPrm")?,
+        cap_effective: mask("CapEff")?,
+        // Absent before Linux 4.3: no ambient set then.
+        cap_ambient: mask("CapAmb").unwrap_or(0),
         // Absent before Linux 4.10: no flag then.
         no_new_privs: field("NoNewPrivs").is_ok_and(|v| v == "1"),
     })
@@ -101,8 +108,8 @@ mod tests {
 
     const STATUS: &str = "Name:\tsh\nUmask:\t0022\nState:\tS (sleeping)\nUid:\t1000\t1001\t1001\t1001\n\
         Gid:\t2000\t2001\t2001\t2001\nFDSize:\t64\nGroups:\t10 20 \nCapInh:\t0000000000000000\n\
-        CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t00000000a80425fb\n\
-        CapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t0\n";
+        CapPrm:\t0000000000000400\nCapEff:\t0000000000000400\nCapBnd:\t00000000a80425fb\n\
+        CapAmb:\t0000000000000400\nNoNewPrivs:\t1\nSeccomp:\t0\n";
 
     #[test]
     fn status_fields() {
@@ -112,14 +119,19 @@ mod tests {
             groups: vec![10, 20],
             cap_bounding: 0xa80425fb,
             cap_inheritable: 0,
+            cap_permitted: 0x400,
+            cap_effective: 0x400,
+            cap_ambient: 0x400,
             no_new_privs: true,
         };
         assert_eq!(parse_status(STATUS), Ok(want));
 
-        let root = "Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\nCapInh:\t0000000000000400\nCapBnd:\t000001ffffffffff\n";
+        // An old kernel: no CapAmb nor NoNewPrivs lines.
+        let root = "Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\nCapInh:\t0000000000000400\n\
+            CapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\nCapBnd:\t000001ffffffffff\n";
         let got = parse_status(root).unwrap();
         assert_eq!((got.uid, got.gid, got.groups.len(), got.no_new_privs), (0, 0, 0, false));
-        assert_eq!((got.cap_bounding, got.cap_inheritable), (0x1ffffffffff, 0x400));
+        assert_eq!((got.cap_bounding, got.cap_inheritable, got.cap_ambient), (0x1ffffffffff, 0x400, 0));
 
         let cases = [
             (STATUS.replace("Uid:", "Xid:"), "Uid"),
@@ -127,6 +139,7 @@ mod tests {
             (STATUS.replace("Groups:\t10", "Groups:\tx"), "Groups"),
             (STATUS.replace("CapBnd:\t00000000a80425fb", "CapBnd:\tzz"), "CapBnd"),
             (STATUS.replace("CapInh", "CapXyz"), "CapInh"),
+            (STATUS.replace("CapEff", "CapXyz"), "CapEff"),
         ];
         for (text, missing) in cases {
             assert_eq!(parse_status(&text), Err(missing), "{missing}");
@@ -136,7 +149,8 @@ mod tests {
     #[test]
     fn environ_entries() {
         let os = |s: &str| OsString::from(s);
-        let cases: [(&[u8], Vec<(OsString, OsString)>); 4] = [
+        type Vars = Vec<(OsString, OsString)>;
+        let cases: [(&[u8], Vars); 4] = [
             (b"", vec![]),
             (b"PATH=/bin\0A=1\0", vec![(os("PATH"), os("/bin")), (os("A"), os("1"))]),
             (b"EMPTY=\0X=a=b\0", vec![(os("EMPTY"), os("")), (os("X"), os("a=b"))]),

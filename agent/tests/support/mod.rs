@@ -18,17 +18,32 @@ use edge_images::Platform;
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 /// Builds the binaries the cluster runs (cargo only builds the tested package's own binaries).
-fn binaries() -> (PathBuf, PathBuf, PathBuf) {
+fn built_binaries() -> (PathBuf, PathBuf) {
     static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     BUILT.get_or_init(|| {
         let st = Command::new(env!("CARGO"))
-            .args(["build", "--locked", "-p", "edge-server", "-p", "edge-runtime", "-p", "edge-agent", "--bins"])
+            .args(["build", "--locked", "-p", "edge-server", "-p", "edge-agent", "--bins"])
             .status()
             .expect("cargo build");
-        assert!(st.success(), "building edge-server, edge-agent and edge-shim");
+        assert!(st.success(), "building edge-server and edge-agent");
     });
     let dir = PathBuf::from(env!("CARGO_BIN_EXE_edge-agent")).parent().unwrap().to_path_buf();
-    (dir.join("edge-server"), dir.join("edge-agent"), dir.join("edge-shim"))
+    (dir.join("edge-server"), dir.join("edge-agent"))
+}
+
+/// edge-server and edge-agent hard-linked into this run's directory without edge-shim beside them,
+/// so the cluster runs them as their own shim (the multi-call path a board installation uses).
+fn binaries_in(dir: &Path) -> (PathBuf, PathBuf) {
+    let (server, agent) = built_binaries();
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let (s, a) = (bin.join("edge-server"), bin.join("edge-agent"));
+    for (from, to) in [(&server, &s), (&agent, &a)] {
+        if !to.exists() {
+            std::fs::hard_link(from, to).or_else(|_| std::fs::copy(from, to).map(|_| ())).unwrap();
+        }
+    }
+    (s, a)
 }
 
 pub fn sh(cmd: &str) -> Output {
@@ -84,7 +99,7 @@ impl Cluster {
             eprintln!("SKIPPED: end-to-end cluster tests need root");
             return None;
         }
-        let (server_bin, _, _) = binaries();
+        built_binaries();
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let prefix = format!("e{}{}", std::process::id() % 100_000, n);
         let subnet = free_subnet((std::process::id() as usize * 7 + n * 13) % 200 + 20);
@@ -136,6 +151,7 @@ impl Cluster {
         .unwrap();
         c.registry = Some(registry);
 
+        let (server_bin, _) = binaries_in(c.dir.path());
         c.start_server(&server_bin);
         c.token = std::fs::read_to_string(c.nodes[0].dir.join("server/token")).unwrap().trim().to_string();
         for i in 1..c.nodes.len() {
@@ -221,7 +237,7 @@ impl Cluster {
     }
 
     pub fn start_agent(&mut self, i: usize) {
-        let (_, agent_bin, _) = binaries();
+        let (_, agent_bin) = binaries_in(self.dir.path());
         let n = &self.nodes[i];
         let args: Vec<String> = vec![
             "--server".into(),
@@ -258,7 +274,7 @@ impl Cluster {
     pub fn restart(&mut self, i: usize) {
         self.stop(i);
         if i == 0 {
-            let (server_bin, _, _) = binaries();
+            let (server_bin, _) = binaries_in(self.dir.path());
             self.start_server(&server_bin);
         } else {
             self.start_agent(i);
@@ -361,7 +377,7 @@ impl Drop for Cluster {
         for i in (0..self.nodes.len()).rev() {
             self.stop(i);
         }
-        let (_, agent_bin, _) = binaries();
+        let (_, agent_bin) = binaries_in(self.dir.path());
         for (i, n) in self.nodes.iter().enumerate() {
             // Containers outlive the agent by design: uninstall removes them and everything else.
             let dir = n.agent_dir(i == 0);
