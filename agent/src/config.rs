@@ -22,6 +22,8 @@ pub struct AgentConfig {
     pub kubelet_port: u16,
     /// The `edge-shim` executable.
     pub shim_binary: PathBuf,
+    /// The whole pod network (all nodes' pod CIDRs): traffic leaving it is masqueraded.
+    pub cluster_cidr: ipnet::Ipv4Net,
     pub cluster_dns: Option<IpAddr>,
     pub cluster_domain: String,
     /// Extra node labels (`--node-label k=v`); the server's own node adds control-plane labels.

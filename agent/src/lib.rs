@@ -5,6 +5,7 @@
 //! ([`kubelet`] over edge-kubelet-api). `edge-server` runs the same [`run`] for its own board.
 
 pub mod config;
+pub mod egress;
 pub mod image_gc;
 pub mod join;
 pub mod kubelet;
@@ -55,6 +56,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken, ready: impl FnOn
     let net = Arc::new(network::setup(&cfg, pod_cidr).await.context("setting up the pod network")?);
     network::publish(&client, &cfg.node_name, &net).await.context("publishing the VTEP annotations")?;
     tokio::spawn(network::overlay_loop(client.clone(), cfg.node_name.clone(), net.clone(), shutdown.clone()));
+    egress::apply(cfg.cluster_cidr).context("programming the egress masquerade")?;
     tracing::info!(%pod_cidr, mtu = net.mtu(), "pod network ready");
 
     let store = Arc::new(ContentStore::open(cfg.content_dir()).context("opening the content store")?);
@@ -132,6 +134,7 @@ pub async fn uninstall(data_dir: &std::path::Path) -> anyhow::Result<()> {
     }
     nl.delete_link(edge_net::overlay::VXLAN_NAME).await?;
     nl.delete_link(edge_net::node::BRIDGE_NAME).await?;
+    egress::remove()?;
     for m in pods::rootfs::mounts_under(data_dir) {
         if m.starts_with(data_dir.join("netns")) {
             edge_net::netns::remove(&m)?;

@@ -35,6 +35,9 @@ struct Args {
     private_registry: PathBuf,
     #[arg(long, env = "EDGE_KUBELET_PORT", default_value_t = 10250)]
     kubelet_port: u16,
+    /// The cluster's pod network (the server's --cluster-cidr).
+    #[arg(long, env = "EDGE_CLUSTER_CIDR", default_value = "10.42.0.0/16")]
+    cluster_cidr: ipnet::Ipv4Net,
     #[arg(long, env = "EDGE_CLUSTER_DNS", default_value = "10.43.0.10")]
     cluster_dns: IpAddr,
     #[arg(long, env = "EDGE_CLUSTER_DOMAIN", default_value = "cluster.local")]
@@ -78,6 +81,7 @@ fn build(args: &Args) -> Result<AgentConfig> {
         private_registry: args.private_registry.clone(),
         kubelet_port: args.kubelet_port,
         shim_binary: args.shim.clone().unwrap_or_else(config::default_shim_binary),
+        cluster_cidr: args.cluster_cidr,
         cluster_dns: Some(args.cluster_dns),
         cluster_domain: args.cluster_domain.clone(),
         node_labels,

@@ -120,6 +120,7 @@ fn agent_config(
         private_registry: config.private_registry.clone(),
         kubelet_port: config.kubelet_port,
         shim_binary: config.shim.clone().unwrap_or_else(edge_agent::config::default_shim_binary),
+        cluster_cidr: config.cluster_cidr.parse().with_context(|| format!("--cluster-cidr {}", config.cluster_cidr))?,
         cluster_dns: Some(config.cluster_dns),
         cluster_domain: config.cluster_domain.clone(),
         node_labels,

@@ -114,6 +114,35 @@ impl Rule {
         self
     }
 
+    /// `ip saddr N/P` (`equal`) or `ip saddr != N/P`: a prefix match, loaded, masked, compared —
+    /// what nft emits for a CIDR.
+    pub fn match_saddr_prefix(self, net: std::net::Ipv4Addr, prefix_len: u8, equal: bool) -> Self {
+        self.match_prefix(net, prefix_len, equal, true)
+    }
+
+    /// `ip daddr N/P` or `ip daddr != N/P`.
+    pub fn match_daddr_prefix(self, net: std::net::Ipv4Addr, prefix_len: u8, equal: bool) -> Self {
+        self.match_prefix(net, prefix_len, equal, false)
+    }
+
+    fn match_prefix(mut self, net: std::net::Ipv4Addr, prefix_len: u8, equal: bool, source: bool) -> Self {
+        let mask = u32::MAX.checked_shl(32 - u32::from(prefix_len.min(32))).unwrap_or(0);
+        self.guard_nfproto(false);
+        self.load_addr(false, source, Reg::R1);
+        if prefix_len < 32 {
+            self.push(Expr::Bitwise {
+                sreg: Reg::R1,
+                dreg: Reg::R1,
+                mask: mask.to_be_bytes().to_vec(),
+                xor: vec![0; 4],
+                explicit_op: false,
+            });
+        }
+        let op = if equal { CmpOp::Eq } else { CmpOp::Neq };
+        self.push(Expr::Cmp { sreg: Reg::R1, op, data: (u32::from(net) & mask).to_be_bytes().to_vec() });
+        self
+    }
+
     /// `meta l4proto P`.
     pub fn match_l4proto(mut self, proto: u8) -> Self {
         self.push(Expr::Meta { key: MetaKey::L4Proto, dreg: Reg::R1 });
