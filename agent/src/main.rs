@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+
 use edge_agent::config::{self, AgentConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Config file with the same keys as the flags (YAML).
+    #[arg(long, env = "EDGE_CONFIG_FILE", default_value = "/etc/edge/config.yaml")]
+    config: PathBuf,
     /// API server URL, https://HOST:6443.
     #[arg(long, env = "EDGE_URL")]
     server: Option<String>,
@@ -108,7 +112,7 @@ fn run() -> Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
+    let args: Args = edge_flags::load(std::env::args().collect(), |a: &Args| &a.config)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         if let Some(Command::Uninstall) = args.command {

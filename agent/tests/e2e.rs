@@ -81,12 +81,20 @@ fn deployment_logs_exec_port_forward_configmaps_and_agent_restart() {
 kind: Pod
 metadata:
   name: reader
+  labels: {app: reader}
 spec:
+  initContainers:
+  - name: init
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: ["sh", "-c", "echo from-init > /work/init.txt"]
+    volumeMounts:
+    - {name: work, mountPath: /work}
   containers:
   - name: app
     image: busybox
     imagePullPolicy: IfNotPresent
-    command: ["sh", "-c", "echo greeting=$GREETING password=$PASSWORD color=$color; cat /config/greeting; echo; i=0; while true; do echo line $i; i=$((i+1)); sleep 1; done"]
+    command: ["sh", "-c", "echo greeting=$GREETING password=$PASSWORD color=$color; cat /config/greeting; echo; cat /work/init.txt /podinfo/labels; echo; i=0; while true; do echo line $i; i=$((i+1)); sleep 1; done"]
     env:
     - name: GREETING
       valueFrom:
@@ -99,15 +107,25 @@ spec:
     volumeMounts:
     - name: config
       mountPath: /config
+    - {name: work, mountPath: /work}
+    - {name: podinfo, mountPath: /podinfo}
   volumes:
   - name: config
     configMap: {name: app-config}
+  - name: work
+    emptyDir: {}
+  - name: podinfo
+    downwardAPI:
+      items:
+      - path: labels
+        fieldRef: {fieldPath: metadata.labels}
 "#,
     );
     c.wait_for(&["pod", "reader"], "{.status.phase}", "Running", MINUTE);
     c.eventually(MINUTE, "reader logs", || {
         let out = c.kubectl(&["logs", "reader"]);
-        String::from_utf8_lossy(&out.stdout).contains("greeting=hello password=s3cret color=blue\nhello\nline 0")
+        String::from_utf8_lossy(&out.stdout)
+            .contains("greeting=hello password=s3cret color=blue\nhello\nfrom-init\napp=\"reader\"\nline 0")
     });
     // An edited ConfigMap reaches the running pod's mounted file.
     c.ok(&["patch", "configmap", "app-config", "--type=merge", "-p", r#"{"data":{"greeting":"bonjour"}}"#]);
@@ -147,6 +165,14 @@ spec:
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     let out = c.kubectl(&["exec", "-i", "reader", "--", "cat"]);
     assert!(out.status.success());
+    // -it: a terminal (script(1) gives kubectl one) reaches the command as its stdin.
+    let cmd = format!(
+        "KUBECACHEDIR={} kubectl --kubeconfig {} exec -it reader -- sh -c 'test -t 0 && echo on-a-tty'",
+        c.dir.path().join("kube-cache").display(),
+        c.kubeconfig().display()
+    );
+    let out = sh(&format!("script -qec \"{cmd}\" /dev/null </dev/null"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("on-a-tty"), "exec -it: {out:?}");
 
     // kubectl port-forward to a pod of the Deployment.
     let pod = pods_with(&c, "app=nginx", "{.items[0].metadata.name}").remove(0);

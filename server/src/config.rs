@@ -4,8 +4,8 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
-use clap::{CommandFactory, FromArgMatches, Parser};
+use anyhow::Result;
+use clap::Parser;
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "edge-server", version, about = "edge control plane: the Kubernetes API on SQLite")]
@@ -105,72 +105,12 @@ impl ServerConfig {
     }
 
     pub fn load_from(args: Vec<String>) -> Result<ServerConfig> {
-        let first = Self::parse_args(&args)?;
-        let file_args = match std::fs::read_to_string(&first.config) {
-            Ok(text) => args_from_yaml(&text).with_context(|| format!("reading {}", first.config.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", first.config.display())),
-        };
-        if file_args.is_empty() {
-            return Ok(first);
-        }
-        // File values go first so that later command-line flags override them; a key whose
-        // environment variable is set is left out so that the environment wins over the file.
-        let cmd = Self::command();
-        let mut merged = vec![args.first().cloned().unwrap_or_default()];
-        for (flag, value) in file_args {
-            let Some(arg) = cmd.get_arguments().find(|a| a.get_long() == Some(flag.as_str())) else {
-                bail!("{}: unknown key {flag:?}", first.config.display());
-            };
-            if arg.get_env().is_some_and(|env| std::env::var_os(env).is_some()) {
-                continue;
-            }
-            match value {
-                Some(v) => merged.extend([format!("--{flag}"), v]),
-                None => merged.push(format!("--{flag}")),
-            }
-        }
-        merged.extend(args.into_iter().skip(1));
-        Self::parse_args(&merged)
-    }
-
-    fn parse_args(args: &[String]) -> Result<ServerConfig> {
-        let matches = Self::command().args_override_self(true).try_get_matches_from(args).map_err(|e| {
-            // --help and --version are not errors: print and leave as clap would.
-            if !e.use_stderr() {
-                let _ = e.print();
-                std::process::exit(0);
-            }
-            anyhow::anyhow!("{}", e.render().to_string().trim_end())
-        })?;
-        Ok(ServerConfig::from_arg_matches(&matches)?)
+        Ok(edge_flags::load(args, |c: &ServerConfig| &c.config)?)
     }
 
     pub fn node_name(&self) -> String {
         self.node_name.clone().unwrap_or_else(hostname)
     }
-}
-
-/// Turns `key: value` pairs into `(flag, value)`; booleans become bare flags (or are left out when false).
-fn args_from_yaml(text: &str) -> Result<Vec<(String, Option<String>)>> {
-    let doc: serde_yaml::Value = serde_yaml::from_str(text)?;
-    let map = match doc {
-        serde_yaml::Value::Null => return Ok(Vec::new()),
-        serde_yaml::Value::Mapping(m) => m,
-        _ => bail!("expected a mapping of flag names to values"),
-    };
-    let mut out = Vec::new();
-    for (k, v) in map {
-        let key = k.as_str().context("keys must be strings")?.to_string();
-        match v {
-            serde_yaml::Value::Bool(true) => out.push((key, None)),
-            serde_yaml::Value::Bool(false) => {}
-            serde_yaml::Value::String(s) => out.push((key, Some(s))),
-            serde_yaml::Value::Number(n) => out.push((key, Some(n.to_string()))),
-            other => bail!("{key}: unsupported value {other:?}"),
-        }
-    }
-    Ok(out)
 }
 
 pub fn hostname() -> String {

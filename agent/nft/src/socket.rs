@@ -59,7 +59,8 @@ impl NftSocket {
             setsockopt(&sock, sockopt::RcvBuf, &RCVBUF)
                 .map_err(|e| Error::Io { context: "SO_RCVBUF", source: io::Error::from(e) })?;
         }
-        let tv = nix::sys::time::TimeVal::new(REPLY_TIMEOUT.as_secs() as i64, 0);
+        // TimeValLike takes i64 on every target (time_t is 32 bits on armv7).
+        let tv = <nix::sys::time::TimeVal as nix::sys::time::TimeValLike>::seconds(REPLY_TIMEOUT.as_secs() as i64);
         setsockopt(&sock, sockopt::ReceiveTimeout, &tv)
             .map_err(|e| Error::Io { context: "SO_RCVTIMEO", source: io::Error::from(e) })?;
         // Sequence numbers only need to differ from recent ones on this socket; starting from

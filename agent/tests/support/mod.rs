@@ -17,17 +17,29 @@ use edge_images::Platform;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+/// `debug`, or `release` when `EDGE_E2E_PROFILE=release` (for benchmarks).
+pub fn profile() -> &'static str {
+    if std::env::var("EDGE_E2E_PROFILE").as_deref() == Ok("release") {
+        "release"
+    } else {
+        "debug"
+    }
+}
+
 /// Builds the binaries the cluster runs (cargo only builds the tested package's own binaries).
 fn built_binaries() -> (PathBuf, PathBuf) {
     static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     BUILT.get_or_init(|| {
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "--locked", "-p", "edge-server", "-p", "edge-agent", "--bins"])
-            .status()
-            .expect("cargo build");
-        assert!(st.success(), "building edge-server and edge-agent");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "--locked", "-p", "edge-server", "-p", "edge-agent", "--bins"]);
+        if profile() == "release" {
+            cmd.arg("--release");
+        }
+        assert!(cmd.status().expect("cargo build").success(), "building edge-server and edge-agent");
     });
-    let dir = PathBuf::from(env!("CARGO_BIN_EXE_edge-agent")).parent().unwrap().to_path_buf();
+    // target/debug/edge-agent → target/<profile>/
+    let target = PathBuf::from(env!("CARGO_BIN_EXE_edge-agent")).parent().unwrap().parent().unwrap().to_path_buf();
+    let dir = target.join(profile());
     (dir.join("edge-server"), dir.join("edge-agent"))
 }
 

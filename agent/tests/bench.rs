@@ -1,10 +1,10 @@
-//! `cargo bench -p edge-agent --bench pods` (root): on a two-node test cluster, pod create→Running
+//! `EDGE_E2E_PROFILE=release cargo test -p edge-agent --test bench -- --ignored --nocapture` (root):
+//! on a two-node test cluster, pod create→Running
 //! latency with a cached image (p50/p95 over 50 pods, each created after the previous one runs),
 //! the agent's RSS idle and with 20 pods, and each shim's RSS. The container start itself beside
 //! runc and crun is `cargo test -p edge-runtime --test bench -- --ignored --nocapture`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};
@@ -47,7 +47,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-fn main() {
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+fn pod_startup_and_agent_memory() {
     let Some(c) = support::Cluster::start(2) else { return };
     let node = c.nodes[1].name.clone();
     let agent_pid = c.nodes[1].pid().unwrap();
@@ -94,7 +96,7 @@ fn main() {
         let shim_rss: Vec<u64> = shims.iter().map(|p| rss_kib(*p)).collect();
         let rss_50 = rss_kib(agent_pid);
         lat.sort();
-        println!("edge-agent pod benchmark (this machine, debug or release as built)");
+        println!("edge-agent pod benchmark ({} build of edge-agent/edge-server)", support::profile());
         println!(
             "pod create→Running, cached image, 50 pods: p50 {:.1} ms  p95 {:.1} ms  (goal p50 < 150 ms)",
             percentile(&lat, 0.5).as_secs_f64() * 1e3,
