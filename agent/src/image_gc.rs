@@ -34,10 +34,8 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(PERIOD) => {}
         }
-        let Ok(fs) = nix::sys::statvfs::statvfs(&data_dir) else { continue };
-        let frag = fs.fragment_size() as u64;
-        let total = fs.blocks() as u64 * frag;
-        let used = total.saturating_sub(fs.blocks_available() as u64 * frag);
+        let Some((total, available)) = crate::node::facts::filesystem_bytes(&data_dir) else { continue };
+        let used = total.saturating_sub(available);
         let Some(free) = bytes_to_free(total, used) else { continue };
         let in_use: Vec<String> = match crate::pods::list(&client, &node).await {
             Ok(pods) => pods

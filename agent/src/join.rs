@@ -89,7 +89,7 @@ pub async fn join(cfg: &AgentConfig) -> Result<Credentials, JoinError> {
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, cn);
         params.distinguished_name = dn;
-        Ok(params.serialize_request(key)?.pem()?)
+        params.serialize_request(key)?.pem()
     };
     let mut addresses = vec![cfg.node_ip.to_string(), cfg.node_name.clone()];
     if cfg.node_ip.to_string() != "127.0.0.1" {

@@ -81,13 +81,16 @@ fn meminfo_kib(text: &str, key: &str) -> u64 {
 
 fn disk(path: &Path) -> (u64, u64) {
     let _ = std::fs::create_dir_all(path);
-    match nix::sys::statvfs::statvfs(path) {
-        Ok(s) => {
-            let frag = s.fragment_size() as u64;
-            (s.blocks() as u64 * frag, s.blocks_available() as u64 * frag)
-        }
-        Err(_) => (0, 0),
-    }
+    filesystem_bytes(path).unwrap_or((0, 0))
+}
+
+/// Size and available bytes of the filesystem holding `path`.
+// The counts are u32 on 32-bit targets and u64 elsewhere; the conversions are for the former.
+#[allow(clippy::useless_conversion)]
+pub fn filesystem_bytes(path: &Path) -> Option<(u64, u64)> {
+    let s = nix::sys::statvfs::statvfs(path).ok()?;
+    let frag = u64::from(s.fragment_size());
+    Some((u64::from(s.blocks()) * frag, u64::from(s.blocks_available()) * frag))
 }
 
 /// `PRETTY_NAME` from os-release, as the kubelet reports osImage.

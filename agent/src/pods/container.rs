@@ -217,8 +217,10 @@ pub fn resources(c: &Container) -> Resources {
     let lim = c.resources.as_ref().and_then(|r| r.limits.as_ref());
     // A limit without a request means request = limit (API defaulting does the same).
     let cpu_req = get(req, "cpu").or_else(|| get(lim, "cpu"));
-    let mut r = Resources::default();
-    r.cpu_shares = Some(cpu_req.map_or(2, |cores| ((cores * 1024.0).round() as u64).max(2)));
+    let mut r = Resources {
+        cpu_shares: Some(cpu_req.map_or(2, |cores| ((cores * 1024.0).round() as u64).max(2))),
+        ..Default::default()
+    };
     if let Some(cores) = get(lim, "cpu") {
         r.cpu_period_us = Some(100_000);
         r.cpu_quota_us = Some(((cores * 100_000.0).ceil() as i64).max(1000));

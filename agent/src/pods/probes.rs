@@ -70,7 +70,7 @@ impl Tracker {
     }
 }
 
-pub fn probe_of<'a>(c: &'a Container, kind: Kind) -> Option<&'a Probe> {
+pub fn probe_of(c: &Container, kind: Kind) -> Option<&Probe> {
     match kind {
         Kind::Startup => c.startup_probe.as_ref(),
         Kind::Liveness => c.liveness_probe.as_ref(),
@@ -94,10 +94,7 @@ fn port_of(c: &Container, port: &IntOrString) -> Option<u16> {
 /// Runs the probe once; a timeout counts as a failure.
 pub async fn check(probe: &Probe, c: &Container, target: &Target) -> bool {
     let timeout = Duration::from_secs(probe.timeout_seconds.unwrap_or(1).max(1) as u64);
-    match tokio::time::timeout(timeout, check_inner(probe, c, target)).await {
-        Ok(ok) => ok,
-        Err(_) => false,
-    }
+    tokio::time::timeout(timeout, check_inner(probe, c, target)).await.unwrap_or_default()
 }
 
 async fn check_inner(probe: &Probe, c: &Container, target: &Target) -> bool {
