@@ -11,9 +11,7 @@ use base64::Engine;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 use sha2::{Digest, Sha256};
 
 use crate::config::{host_port, AgentConfig};
@@ -190,9 +188,10 @@ async fn request(
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
-        None => {
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAny(provider))).with_no_client_auth()
-        }
+        None => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(edge_images::http::SkipVerify(provider)))
+            .with_no_client_auth(),
     };
     let name = match host.parse::<IpAddr>() {
         Ok(ip) => ServerName::IpAddress(ip.into()),
@@ -219,42 +218,6 @@ async fn request(
     let status = resp.status().as_u16();
     let bytes = resp.into_body().collect().await.map_err(|e| conn_err(e.to_string()))?.to_bytes();
     Ok((status, bytes))
-}
-
-/// Accepts any certificate but still checks the handshake signatures.
-#[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 #[cfg(test)]

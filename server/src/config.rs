@@ -113,13 +113,7 @@ impl ServerConfig {
     }
 }
 
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_lowercase())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
+pub use edge_agent::config::hostname;
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,7 @@ pub mod env;
 pub mod expansion;
 pub mod fieldpath;
 pub mod paths;
-mod quantity;
+pub mod quantity;
 mod validation;
 pub mod volumes;
 

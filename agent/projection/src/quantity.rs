@@ -12,7 +12,7 @@ pub struct QuantityError(pub String);
 
 /// `mantissa * 2^pow2 * 10^pow10`, exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Quantity {
+pub struct Quantity {
     negative: bool,
     mantissa: i128,
     pow10: i32,
@@ -20,7 +20,7 @@ pub(crate) struct Quantity {
 }
 
 impl Quantity {
-    pub(crate) fn parse(input: &str) -> Result<Self, QuantityError> {
+    pub fn parse(input: &str) -> Result<Self, QuantityError> {
         let err = || QuantityError(input.to_string());
         let s = input.trim();
         let (negative, number) = match s.as_bytes().first() {
@@ -75,17 +75,17 @@ impl Quantity {
         Ok(Self { negative, mantissa, pow10: pow10.saturating_add(suffix10), pow2 })
     }
 
-    pub(crate) fn is_zero(&self) -> bool {
+    pub fn is_zero(&self) -> bool {
         self.mantissa == 0
     }
 
     /// `Value()`: the quantity rounded up to an integer.
-    pub(crate) fn value(&self) -> i64 {
+    pub fn value(&self) -> i64 {
         self.scaled_up(0)
     }
 
     /// `MilliValue()`: the quantity times 1000, rounded up.
-    pub(crate) fn milli_value(&self) -> i64 {
+    pub fn milli_value(&self) -> i64 {
         self.scaled_up(3)
     }
 

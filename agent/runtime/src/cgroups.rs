@@ -123,12 +123,17 @@ impl CgroupMount {
             "cgroup" => Some(right.get(2)?.split(',').map(str::to_string).collect()),
             _ => return None,
         };
-        Some(Self { root: unescape(root), mount_point: unescape(mount_point).into(), controllers })
+        Some(Self {
+            root: unescape_mount_path(root),
+            mount_point: unescape_mount_path(mount_point).into(),
+            controllers,
+        })
     }
 }
 
 /// mountinfo writes space, tab, newline and backslash in paths as `\ooo` octal escapes.
-fn unescape(s: &str) -> String {
+/// A mountinfo path with the kernel's octal escapes (`\040` for a space…) undone.
+pub fn unescape_mount_path(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -187,26 +187,10 @@ fn group_lookup(rootfs: &Path, name: &str) -> Option<u32> {
     })
 }
 
-/// CPU in millicores, memory in bytes, from a Quantity (`500m`, `1`, `128Mi`, `1G`, `1e3`).
+/// A Quantity as a number (`500m` → 0.5, `128Mi` → 134217728), read with apimachinery's rules
+/// (edge-projection's parser: the same one the downward API uses).
 pub fn parse_quantity(q: &Quantity) -> Option<f64> {
-    let s = q.0.trim();
-    let split = s.find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E').unwrap_or(s.len());
-    let (num, suffix) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let mult = match suffix {
-        "" => 1.0,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024f64.powi(4),
-        _ => return None,
-    };
-    Some(n * mult)
+    edge_projection::quantity::Quantity::parse(&q.0).ok().map(|x| x.milli_value() as f64 / 1000.0)
 }
 
 /// cgroup settings from requests/limits, as the kubelet maps them: shares from requests.cpu
