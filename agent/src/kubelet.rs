@@ -123,6 +123,42 @@ impl Backend for KubeletBackend {
         .boxed()
     }
 
+    /// Containers here have no stdin (the shim writes their output to the CRI log), so attach
+    /// streams what the container writes from now on until it exits, with its exit code.
+    fn attach(&self, req: ExecRequest) -> BoxFuture<'static, Result<Process, BackendError>> {
+        let found = self.entry(&req.namespace, &req.pod, Some(&req.container)).and_then(|e| self.sandbox(&e));
+        async move {
+            let sb = found?;
+            if req.stdin || req.tty {
+                return Err(BackendError::BadRequest(format!(
+                    "container {} was not started with stdin: attach can only show its output",
+                    req.container
+                )));
+            }
+            if !matches!(sb.status(&req.container), Ok(ContainerStatus::Running { .. })) {
+                return Err(BackendError::BadRequest(format!(
+                    "container {} is not running in pod {}",
+                    req.container, req.pod
+                )));
+            }
+            let (sb2, name) = (sb.clone(), req.container.clone());
+            let running = Box::new(move || matches!(sb2.status(&name), Ok(ContainerStatus::Running { .. })));
+            let src = LogSource { path: sb.log_path(&req.container), running };
+            let out = edge_kubelet_api::follow_output(src).map_err(|e| BackendError::Internal(e.to_string()))?;
+            let name = req.container.clone();
+            let wait = async move {
+                loop {
+                    if let Ok(ContainerStatus::Exited { code, .. }) = sb.status(&name) {
+                        return Ok(code);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            };
+            Ok(Process { stdin: None, stdout: Some(Box::new(out)), stderr: None, resize: None, wait: Box::pin(wait) })
+        }
+        .boxed()
+    }
+
     fn port_forward(
         &self,
         namespace: &str,

@@ -159,6 +159,24 @@ spec:
     let last: u32 = seen.last().unwrap()["line ".len()..].parse().unwrap();
     assert!(last >= 7);
 
+    // kubectl attach shows what the container writes from now on.
+    let mut attach = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(c.kubeconfig())
+        .args(["attach", "reader", "-c", "app"])
+        .env("KUBECACHEDIR", c.dir.path().join("kube-cache"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut attached = BufReader::new(attach.stdout.take().unwrap()).lines();
+    let first = attached.next().map(|l| l.unwrap_or_default()).unwrap_or_default();
+    let _ = attach.kill();
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(&mut attach.stderr.take().unwrap(), &mut err);
+    let _ = attach.wait();
+    assert!(first.starts_with("line "), "kubectl attach printed {first:?}; stderr: {err}\n{}", c.logs());
+
     // kubectl exec: output and exit code.
     let out = c.kubectl(&["exec", "reader", "--", "sh", "-c", "echo in-pod $(hostname); exit 3"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "in-pod reader");

@@ -76,11 +76,12 @@ fn error_frame(proto: ChannelProtocol, status: &serde_json::Value) -> Option<Mes
     }
 }
 
-/// Runs one exec session on an accepted WebSocket.
+/// Runs one exec (or, with `attach`, attach) session on an accepted WebSocket.
 pub(crate) async fn serve<S>(
     ws: WebSocketStream<S>,
     proto: ChannelProtocol,
     req: ExecRequest,
+    attach: bool,
     backend: Arc<dyn Backend>,
     cancel: CancellationToken,
 ) where
@@ -106,7 +107,8 @@ pub(crate) async fn serve<S>(
 
     let command = req.command.clone();
     let (want_stdout, want_stderr) = (req.stdout, req.stderr);
-    let process = match backend.exec(req).await {
+    let started = if attach { backend.attach(req) } else { backend.exec(req) };
+    let process = match started.await {
         Ok(p) => p,
         Err(e) => {
             finish(out_tx, writer, &mut incoming, proto, &status::exec_error(&e)).await;

@@ -85,12 +85,44 @@ pub enum BackendError {
 pub trait Backend: Send + Sync + 'static {
     fn log_source(&self, req: &LogRequest) -> Result<LogSource, BackendError>;
     fn exec(&self, req: ExecRequest) -> BoxFuture<'static, Result<Process, BackendError>>;
+    /// The container's main process (`kubectl attach`); `req.command` is empty. Backends without it
+    /// answer with an error the client shows.
+    fn attach(&self, req: ExecRequest) -> BoxFuture<'static, Result<Process, BackendError>> {
+        let msg = format!("attaching to container {} is not supported", req.container);
+        Box::pin(async move { Err(BackendError::BadRequest(msg)) })
+    }
     fn port_forward(
         &self,
         namespace: &str,
         pod: &str,
         port: u16,
     ) -> BoxFuture<'static, Result<tokio::net::TcpStream, BackendError>>;
+}
+
+/// What a container writes from now on (stdout and stderr interleaved, as text), read from its CRI log
+/// until the container stops: the output side of `attach` for runtimes that log instead of holding
+/// the container's stdio open.
+pub fn follow_output(src: LogSource) -> std::io::Result<impl tokio::io::AsyncRead + Send + Unpin + 'static> {
+    let req = LogRequest {
+        namespace: String::new(),
+        pod: String::new(),
+        container: String::new(),
+        follow: true,
+        previous: false,
+        tail_lines: Some(0),
+        since_seconds: None,
+        since_time: None,
+        timestamps: false,
+        limit_bytes: None,
+    };
+    let rx = logs::open(src, req)?;
+    Ok(tokio_util::io::StreamReader::new(tokio_stream_from(rx)))
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + Unpin {
+    Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,9 +7,23 @@ use crate::{ExecRequest, LogRequest};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
     Healthz,
-    Logs { namespace: String, pod: String, container: String },
-    Exec { namespace: String, pod: String, container: String },
-    PortForward { namespace: String, pod: String, uid: Option<String> },
+    Logs {
+        namespace: String,
+        pod: String,
+        container: String,
+    },
+    /// `attach` reaches the container's main process instead of starting a new one.
+    Exec {
+        namespace: String,
+        pod: String,
+        container: String,
+        attach: bool,
+    },
+    PortForward {
+        namespace: String,
+        pod: String,
+        uid: Option<String>,
+    },
 }
 
 /// Matches kubelet's paths (pkg/kubelet/server/server.go); `None` for anything else.
@@ -22,8 +36,10 @@ pub(crate) fn route(path: &str) -> Option<Route> {
     match (segs[0], segs.len()) {
         ("healthz", 1) => Some(Route::Healthz),
         ("containerLogs", 4) => Some(Route::Logs { namespace: s(1), pod: s(2), container: s(3) }),
-        ("exec", 4) => Some(Route::Exec { namespace: s(1), pod: s(2), container: s(3) }),
-        ("exec", 5) => Some(Route::Exec { namespace: s(1), pod: s(2), container: s(4) }),
+        ("exec", 4) => Some(Route::Exec { namespace: s(1), pod: s(2), container: s(3), attach: false }),
+        ("exec", 5) => Some(Route::Exec { namespace: s(1), pod: s(2), container: s(4), attach: false }),
+        ("attach", 4) => Some(Route::Exec { namespace: s(1), pod: s(2), container: s(3), attach: true }),
+        ("attach", 5) => Some(Route::Exec { namespace: s(1), pod: s(2), container: s(4), attach: true }),
         ("portForward", 3) => Some(Route::PortForward { namespace: s(1), pod: s(2), uid: None }),
         ("portForward", 4) => Some(Route::PortForward { namespace: s(1), pod: s(2), uid: Some(s(3)) }),
         _ => None,
@@ -103,6 +119,7 @@ pub(crate) fn exec_request(
     pod: String,
     container: String,
     query: Option<&str>,
+    attach: bool,
 ) -> Result<ExecRequest, QueryError> {
     let mut req = ExecRequest { namespace, pod, container, ..Default::default() };
     let on = |v: &str| v == "1" || v.eq_ignore_ascii_case("true");
@@ -116,7 +133,7 @@ pub(crate) fn exec_request(
             _ => {}
         }
     }
-    if req.command.is_empty() {
+    if req.command.is_empty() && !attach {
         return Err(QueryError::Bad("you must specify a command".into()));
     }
     if !req.stdin && !req.stdout && !req.stderr {
@@ -144,12 +161,16 @@ mod tests {
             }),
             ("/exec/ns/p/c", {
                 let (namespace, pod, container) = r("ns", "p", "c");
-                Some(Route::Exec { namespace, pod, container })
+                Some(Route::Exec { namespace, pod, container, attach: false })
             }),
             ("/exec/ns/p/uid-1/c", {
                 let (namespace, pod, container) = r("ns", "p", "c");
-                Some(Route::Exec { namespace, pod, container })
+                Some(Route::Exec { namespace, pod, container, attach: false })
             }),
+            (
+                "/attach/ns/p/c",
+                Some(Route::Exec { namespace: "ns".into(), pod: "p".into(), container: "c".into(), attach: true }),
+            ),
             ("/portForward/ns/p", Some(Route::PortForward { namespace: "ns".into(), pod: "p".into(), uid: None })),
             (
                 "/portForward/ns/p/u",
@@ -185,7 +206,7 @@ mod tests {
 
     #[test]
     fn exec_queries() {
-        let q = |s: &str| exec_request("ns".into(), "p".into(), "c".into(), Some(s));
+        let q = |s: &str| exec_request("ns".into(), "p".into(), "c".into(), Some(s), false);
         let got = q("command=sh&command=-c&command=echo%20hi&input=1&output=1&error=1").unwrap();
         assert_eq!(got.command, vec!["sh", "-c", "echo hi"]);
         assert!(got.stdin && got.stdout && got.stderr && !got.tty);

@@ -136,8 +136,8 @@ async fn handle(mut req: Request<Incoming>, ctx: &Ctx, access: &Result<Vec<Strin
                 Err(e) => failure(500, &format!("failed to open log file {path:?}: {e}")),
             }
         }
-        Route::Exec { namespace, pod, container } => {
-            let er = match request::exec_request(namespace, pod, container, query.as_deref()) {
+        Route::Exec { namespace, pod, container, attach } => {
+            let er = match request::exec_request(namespace, pod, container, query.as_deref(), attach) {
                 Ok(r) => r,
                 Err(e) => return query_failure(&e),
             };
@@ -154,7 +154,7 @@ async fn handle(mut req: Request<Incoming>, ctx: &Ctx, access: &Result<Vec<Strin
             };
             let backend = ctx.backend.clone();
             let cancel = ctx.shutdown.child_token();
-            websocket_upgrade(&mut req, chosen, move |ws| exec::serve(ws, proto, er, backend, cancel))
+            websocket_upgrade(&mut req, chosen, move |ws| exec::serve(ws, proto, er, attach, backend, cancel))
         }
         Route::PortForward { namespace, pod, uid } => {
             let target = portforward::Target { namespace, pod, uid };

@@ -18,6 +18,14 @@ use crate::error::{NetError, Result};
 
 const LAST_RESERVED: &str = "last_reserved_ip";
 
+/// Makes temp file names unique per call: one agent allocates for many pods at once, and a name
+/// shared by two concurrent reservations would let one link the other's owner into place.
+static TMP_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn tmp_suffix() -> String {
+    format!("{}-{}", std::process::id(), TMP_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
 #[derive(Debug, Clone)]
 pub struct HostLocalIpam {
     dir: PathBuf,
@@ -122,7 +130,7 @@ impl HostLocalIpam {
 
     fn try_reserve(&self, ip: Ipv4Addr, owner: &str) -> Result<bool> {
         let target = self.dir.join(ip.to_string());
-        let tmp = self.dir.join(format!(".tmp-{}-{}", ip, std::process::id()));
+        let tmp = self.dir.join(format!(".tmp-{}-{}", ip, tmp_suffix()));
         write_file(&tmp, owner)?;
         // link(2) is atomic and refuses an existing target: exactly one allocator wins.
         let res = fs::hard_link(&tmp, &target);
@@ -142,7 +150,7 @@ impl HostLocalIpam {
     }
 
     fn write_last_reserved(&self, ip: Ipv4Addr) -> Result<()> {
-        let tmp = self.dir.join(format!(".tmp-last-{}", std::process::id()));
+        let tmp = self.dir.join(format!(".tmp-last-{}", tmp_suffix()));
         write_file(&tmp, &ip.to_string())?;
         let target = self.dir.join(LAST_RESERVED);
         fs::rename(&tmp, &target).map_err(|e| NetError::io(format!("writing {}", target.display()), e))
@@ -175,6 +183,34 @@ mod tests {
 
     fn net(s: &str) -> Ipv4Net {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn concurrent_allocations_in_one_process_never_share_an_address() {
+        // One agent wires many pods at once: every owner must get its own address, and the file
+        // of each address must name that owner.
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let ipam = std::sync::Arc::new(HostLocalIpam::new(dir.path(), net("10.42.0.0/24")).unwrap());
+            let threads: Vec<_> = (0..8)
+                .map(|i| {
+                    let ipam = ipam.clone();
+                    std::thread::spawn(move || (format!("pod{i}"), ipam.allocate(&format!("pod{i}"))))
+                })
+                .collect();
+            let mut got: Vec<(String, Ipv4Addr)> = Vec::new();
+            for t in threads {
+                let (owner, r) = t.join().unwrap();
+                got.push((owner, r.unwrap()));
+            }
+            let mut ips: Vec<Ipv4Addr> = got.iter().map(|(_, ip)| *ip).collect();
+            ips.sort();
+            ips.dedup();
+            assert_eq!(ips.len(), 8, "{got:?}");
+            for (owner, ip) in &got {
+                assert_eq!(ipam.lookup(owner).unwrap(), Some(*ip));
+            }
+        }
     }
     fn ip(s: &str) -> Ipv4Addr {
         s.parse().unwrap()
