@@ -26,6 +26,9 @@ pub struct AgentConfig {
     pub cluster_cidr: ipnet::Ipv4Net,
     pub cluster_dns: Option<IpAddr>,
     pub cluster_domain: String,
+    /// DiskPressure when the data dir's filesystem has less than this percentage available
+    /// (the kubelet's `nodefs.available<10%`).
+    pub disk_pressure_percent: f64,
     /// Extra node labels (`--node-label k=v`); the server's own node adds control-plane labels.
     pub node_labels: Vec<(String, String)>,
 }

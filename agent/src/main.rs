@@ -46,6 +46,9 @@ struct Args {
     cluster_dns: IpAddr,
     #[arg(long, env = "EDGE_CLUSTER_DOMAIN", default_value = "cluster.local")]
     cluster_domain: String,
+    /// DiskPressure (and its taint) when the data dir's filesystem has less than this % available.
+    #[arg(long, env = "EDGE_DISK_PRESSURE_PERCENT", default_value_t = 10.0)]
+    disk_pressure_percent: f64,
     /// Extra node labels, `key=value` (repeatable).
     #[arg(long = "node-label", env = "EDGE_NODE_LABELS", value_delimiter = ',')]
     node_labels: Vec<String>,
@@ -89,6 +92,7 @@ fn build(args: &Args) -> Result<AgentConfig> {
         cluster_dns: Some(args.cluster_dns),
         cluster_domain: args.cluster_domain.clone(),
         node_labels,
+        disk_pressure_percent: args.disk_pressure_percent,
     })
 }
 

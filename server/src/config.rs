@@ -51,6 +51,9 @@ pub struct ServerConfig {
     pub flannel_iface: Option<String>,
     #[arg(long, env = "EDGE_KUBELET_PORT", default_value_t = 10250)]
     pub kubelet_port: u16,
+    /// DiskPressure (and its taint) when the agent's filesystem has less than this % available.
+    #[arg(long, env = "EDGE_DISK_PRESSURE_PERCENT", default_value_t = 10.0)]
+    pub disk_pressure_percent: f64,
     /// Extra labels for this board's Node, `key=value` (repeatable).
     #[arg(long = "node-label", env = "EDGE_NODE_LABELS", value_delimiter = ',')]
     pub node_labels: Vec<String>,

@@ -124,6 +124,7 @@ fn agent_config(
         cluster_dns: Some(config.cluster_dns),
         cluster_domain: config.cluster_domain.clone(),
         node_labels,
+        disk_pressure_percent: config.disk_pressure_percent,
     })
 }
 

@@ -18,6 +18,8 @@ pub struct NodeFacts {
     pub disk_available_ratio: f64,
     pub memory_available_bytes: u64,
     pub max_pods: u32,
+    /// DiskPressure below this available fraction (0..1).
+    pub disk_pressure_ratio: f64,
     pub architecture: String,
     pub kernel_version: String,
     pub os_image: String,
@@ -53,6 +55,7 @@ impl NodeFacts {
             disk_available_ratio: if disk_total > 0 { disk_avail as f64 / disk_total as f64 } else { 1.0 },
             memory_available_bytes: available * 1024,
             max_pods: 110,
+            disk_pressure_ratio: 0.10,
             architecture: go_arch(std::env::consts::ARCH).to_string(),
             kernel_version: read_trim("/proc/sys/kernel/osrelease"),
             os_image: os_image(&std::fs::read_to_string("/etc/os-release").unwrap_or_default()),
@@ -65,7 +68,10 @@ impl NodeFacts {
 
     /// The same node with its changing numbers (free memory and disk) read again.
     pub fn refreshed(&self) -> Self {
-        Self::gather(&self.name, self.internal_ip, self.kubelet_port, &self.data_dir, self.extra_labels.clone())
+        let mut f =
+            Self::gather(&self.name, self.internal_ip, self.kubelet_port, &self.data_dir, self.extra_labels.clone());
+        f.disk_pressure_ratio = self.disk_pressure_ratio;
+        f
     }
 }
 

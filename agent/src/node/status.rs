@@ -11,7 +11,6 @@ use super::facts::{NodeFacts, KUBELET_VERSION, RUNTIME_VERSION};
 
 /// Below these the node reports pressure (the kubelet's default hard eviction thresholds).
 const MEMORY_PRESSURE_BYTES: u64 = 100 * 1024 * 1024;
-const DISK_PRESSURE_RATIO: f64 = 0.10;
 
 pub fn labels(f: &NodeFacts) -> BTreeMap<String, String> {
     let mut l = BTreeMap::from([
@@ -54,7 +53,7 @@ fn condition(
 /// The status to write, keeping transition times from `old`.
 pub fn desired(f: &NodeFacts, old: Option<&NodeStatus>, now: DateTime<Utc>) -> Value {
     let mem_ok = f.memory_available_bytes == 0 || f.memory_available_bytes >= MEMORY_PRESSURE_BYTES;
-    let disk_ok = f.disk_available_ratio >= DISK_PRESSURE_RATIO;
+    let disk_ok = f.disk_available_ratio >= f.disk_pressure_ratio;
     let quantities = json!({
         "cpu": f.cpus.to_string(),
         "memory": format!("{}Ki", f.memory_bytes / 1024),
@@ -150,6 +149,7 @@ mod tests {
             disk_available_ratio: 0.5,
             memory_available_bytes: 2 << 30,
             max_pods: 110,
+            disk_pressure_ratio: 0.10,
             architecture: "arm64".into(),
             kernel_version: "6.6.0".into(),
             os_image: "Debian".into(),

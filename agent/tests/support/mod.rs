@@ -221,6 +221,10 @@ impl Cluster {
             n.ip.to_string(),
             "--private-registry".into(),
             self.registries_yaml().display().to_string(),
+            // Test machines share big disks that are often more than 90 % full: the nodes must not
+            // taint themselves for it (the threshold logic has its own unit test).
+            "--disk-pressure-percent".into(),
+            "0".into(),
         ];
         let child = self.spawn_in(&n.netns, bin, &args, &n.log_path());
         self.nodes[0].child = Some(child);
@@ -264,6 +268,8 @@ impl Cluster {
             n.ip.to_string(),
             "--private-registry".into(),
             self.registries_yaml().display().to_string(),
+            "--disk-pressure-percent".into(),
+            "0".into(),
         ];
         let child = self.spawn_in(&n.netns, &agent_bin, &args, &n.log_path());
         self.nodes[i].child = Some(child);
