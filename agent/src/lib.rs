@@ -23,6 +23,22 @@ pub use config::AgentConfig;
 /// The shim's command line, for binaries that double as `edge-shim`.
 pub use edge_runtime::cli as shim;
 
+/// `main` of a binary that is also the pod shim (edge-agent, edge-server): started as `edge-shim`
+/// (argv[0]) it is a pod's shim and must stay single-threaded, so that is decided before `run`
+/// starts anything; otherwise `run`'s error is printed as anyhow's `main` would.
+pub fn main_or_shim(run: impl FnOnce() -> anyhow::Result<()>) -> std::process::ExitCode {
+    if shim::invoked_as_shim() {
+        return shim::main(std::env::args().collect());
+    }
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs the agent until `shutdown`; `ready` is called once the node is registered and pods are
 /// being watched (systemd's READY=1).
 pub async fn run(cfg: AgentConfig, shutdown: CancellationToken, ready: impl FnOnce()) -> anyhow::Result<()> {

@@ -2,18 +2,7 @@ use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> std::process::ExitCode {
-    // One binary on the board: started as `edge-shim` (argv[0]), this process is a pod's shim and
-    // must stay single-threaded, so this comes before anything else.
-    if edge_agent::shim::invoked_as_shim() {
-        return edge_agent::shim::main(std::env::args().collect());
-    }
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("Error: {e:?}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    edge_agent::main_or_shim(run)
 }
 
 fn run() -> Result<()> {
