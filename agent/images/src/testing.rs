@@ -378,11 +378,18 @@ impl TestRegistry {
             .stderr(log)
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("docker-registry: {e} (apt-get install docker-registry)")))?;
-        let reg = TestRegistry { addr: SocketAddr::from((ip, port)), child };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(reg.addr).is_err() {
+        let mut reg = TestRegistry { addr: SocketAddr::from((ip, port)), child };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !answers_as_registry(reg.addr) {
+            let log = || std::fs::read_to_string(work_dir.join("registry.log")).unwrap_or_default();
+            if let Some(status) = reg.child.try_wait()? {
+                return Err(io::Error::other(format!("docker-registry exited ({status}): {}", log())));
+            }
             if Instant::now() > deadline {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "docker-registry did not start listening"));
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("docker-registry did not answer on {}: {}", reg.addr, log()),
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -401,6 +408,26 @@ impl TestRegistry {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+}
+
+/// True once `GET /v2/` gets distribution's answer. A bare TCP connect is not enough: while
+/// nothing listens yet, a connect to a local address can pick the destination port as its own
+/// source port and "succeed" by TCP simultaneous open with itself.
+fn answers_as_registry(addr: SocketAddr) -> bool {
+    use std::io::Read;
+    let Ok(mut conn) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return false;
+    };
+    if conn.local_addr().ok() == Some(addr) {
+        return false;
+    }
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+    if conn.write_all(format!("GET /v2/ HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = Vec::new();
+    let _ = conn.take(4096).read_to_end(&mut head);
+    String::from_utf8_lossy(&head).to_ascii_lowercase().contains("docker-distribution-api-version")
 }
 
 impl Drop for TestRegistry {
