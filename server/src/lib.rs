@@ -64,7 +64,7 @@ pub async fn run(config: ServerConfig, listener: TcpListener, shutdown: Cancella
     });
     bootstrap_kubernetes_service(&state, node_ip, local.port())?;
     let tls = Arc::new(tls_config(&pki)?);
-    let controllers = controllers::spawn(state.clone());
+    let controllers = controllers::spawn(state.clone(), config.cluster_dns);
     if !config.disable_agent {
         let agent = agent_config(&config, node_ip, local, token.full())?;
         let shutdown = shutdown.clone();
@@ -238,6 +238,18 @@ fn bootstrap_kubernetes_service(state: &Arc<api::ApiState>, node_ip: IpAddr, por
     client
         .update(endpoints, Some("default"), ep)
         .map_err(|e| anyhow::anyhow!("writing the kubernetes Endpoints: {}", e.message))?;
+    // And its EndpointSlice, which is what proxies read.
+    let slice = json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {controllers::endpoints::SERVICE_NAME_LABEL: "kubernetes",
+                                controllers::endpoints::MANAGED_BY_LABEL: "edge-server"}},
+        "addressType": if node_ip.is_ipv6() { "IPv6" } else { "IPv4" },
+        "endpoints": [{"addresses": [node_ip.to_string()], "conditions": {"ready": true, "serving": true, "terminating": false}}],
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+    });
+    controllers::endpoints::sync_slices(&client, "default", "kubernetes", &[slice], "edge-server")
+        .map_err(|e| anyhow::anyhow!("writing the kubernetes EndpointSlice: {e}"))?;
     Ok(())
 }
 

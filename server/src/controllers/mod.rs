@@ -1,6 +1,7 @@
 //! Controllers that run inside edge-server: level-triggered, a pure plan from the
 //! observed state, then writes through the same API code paths as any client.
 
+pub mod cluster_dns;
 pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
@@ -12,6 +13,7 @@ pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod replicaset;
 pub mod scheduler;
+pub mod service_lb;
 pub mod statefulset;
 
 use std::sync::Arc;
@@ -24,7 +26,8 @@ use tracing::Instrument;
 use crate::api::local::LocalClient;
 use crate::api::ApiState;
 
-pub fn spawn(state: Arc<ApiState>) -> Vec<JoinHandle<()>> {
+/// `cluster_dns`: the address of the `kube-dns` Service.
+pub fn spawn(state: Arc<ApiState>, cluster_dns: std::net::IpAddr) -> Vec<JoinHandle<()>> {
     vec![
         tokio::spawn(
             namespace::run(LocalClient::new(state.clone(), "namespace-controller"))
@@ -37,6 +40,14 @@ pub fn spawn(state: Arc<ApiState>) -> Vec<JoinHandle<()>> {
         tokio::spawn(
             endpoints::run(LocalClient::new(state.clone(), "endpoint-controller"))
                 .instrument(tracing::info_span!("endpoints")),
+        ),
+        tokio::spawn(
+            cluster_dns::run(LocalClient::new(state.clone(), "edge-cluster-dns"), cluster_dns)
+                .instrument(tracing::info_span!("cluster-dns")),
+        ),
+        tokio::spawn(
+            service_lb::run(LocalClient::new(state.clone(), "service-lb-controller"))
+                .instrument(tracing::info_span!("service-lb")),
         ),
         tokio::spawn(
             node_ipam::run(LocalClient::new(state.clone(), "node-ipam-controller"))
