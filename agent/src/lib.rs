@@ -2,7 +2,8 @@
 //! and keeps the Lease fresh ([`node`]), wires the pod network ([`network`] over edge-net), runs the
 //! pods bound to it as real containers ([`pods`]: images from edge-images, sandboxes and containers
 //! from edge-runtime's per-pod shim) and serves the kubelet API for logs, exec and port-forward
-//! ([`kubelet`] over edge-kubelet-api). `edge-server` runs the same [`run`] for its own board.
+//! ([`kubelet`] over edge-kubelet-api), and serves Services: the nftables proxy and cluster DNS
+//! ([`services`] over edge-proxy and edge-dns). `edge-server` runs the same [`run`] for its own board.
 
 pub mod config;
 pub mod egress;
@@ -12,6 +13,7 @@ pub mod kubelet;
 pub mod network;
 pub mod node;
 pub mod pods;
+pub mod services;
 
 use std::sync::Arc;
 
@@ -99,6 +101,21 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken, ready: impl FnOn
     let puller = Arc::new(Puller::new(store, registries, platform));
 
     let host_resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    services::start(
+        client.clone(),
+        services::ServicesConfig {
+            node_name: cfg.node_name.clone(),
+            node_ip: cfg.node_ip.into(),
+            cluster_cidr: cfg.cluster_cidr.to_string(),
+            cluster_domain: cfg.cluster_domain.clone(),
+            dns_address: edge_net::ipam::gateway_of(pod_cidr),
+            host_resolv_conf: host_resolv_conf.clone(),
+        },
+        shutdown.clone(),
+    )
+    .await
+    .context("starting the service proxy and cluster DNS")?;
+    tracing::info!("service proxy and cluster DNS running");
     let ctx = Arc::new(pods::PodCtx {
         dns: pods::files::DnsSettings {
             cluster_dns: cfg.cluster_dns,
@@ -151,6 +168,7 @@ pub async fn uninstall(data_dir: &std::path::Path) -> anyhow::Result<()> {
     nl.delete_link(edge_net::overlay::VXLAN_NAME).await?;
     nl.delete_link(edge_net::node::BRIDGE_NAME).await?;
     egress::remove()?;
+    services::remove()?;
     for m in pods::rootfs::mounts_under(data_dir) {
         if m.starts_with(data_dir.join("netns")) {
             edge_net::netns::remove(&m)?;

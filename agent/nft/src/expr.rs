@@ -216,6 +216,13 @@ pub enum Expr {
     },
     Reject(Reject),
     Counter,
+    /// A routing lookup: `flags` pick the address (`NFTA_FIB_F_SADDR`/`_DADDR`), `result`
+    /// what is loaded (`NFT_FIB_RESULT_ADDRTYPE` for `fib ... type`).
+    Fib {
+        dreg: Reg,
+        result: u32,
+        flags: u32,
+    },
 }
 
 impl Expr {
@@ -235,6 +242,7 @@ impl Expr {
             Expr::Masquerade { .. } => "masq",
             Expr::Reject(_) => "reject",
             Expr::Counter => "counter",
+            Expr::Fib { .. } => "fib",
         }
     }
 
@@ -345,6 +353,12 @@ impl Expr {
                 vec![Attr::be32(NFTA_REJECT_TYPE, kind), Attr::u8(NFTA_REJECT_ICMP_CODE, code)]
             }
             Expr::Counter => vec![],
+            // libnftnl's order: flags, result, dreg.
+            Expr::Fib { dreg, result, flags } => vec![
+                Attr::be32(NFTA_FIB_FLAGS, *flags),
+                Attr::be32(NFTA_FIB_RESULT, *result),
+                Attr::be32(NFTA_FIB_DREG, dreg.0),
+            ],
         }
     }
 }
@@ -386,6 +400,17 @@ mod tests {
         }
         assert_eq!(Verdict::Jump("x".into()).target(), Some("x"));
         assert_eq!(Verdict::Accept.target(), None);
+    }
+
+    #[test]
+    fn fib_is_encoded_as_nft_sends_it() {
+        // `nft --debug=mnl` for `fib saddr type local`: flags 1, result 3 (addrtype), dreg 1.
+        let e = Expr::Fib { dreg: Reg::R1, result: NFT_FIB_RESULT_ADDRTYPE, flags: NFTA_FIB_F_SADDR };
+        assert_eq!(
+            enc(&e),
+            "2800018008000100666962001c0002800800030000000001080002000000000308000100000000\
+             01"
+        );
     }
 
     #[test]

@@ -143,6 +143,68 @@ impl Rule {
         self
     }
 
+    /// `ip saddr N/P` or `ip saddr != N/P` for either family, as nft emits it: only the bytes
+    /// the prefix covers are loaded, and a bitwise mask is added only when the prefix ends
+    /// inside a byte.
+    pub fn match_saddr_net(self, net: IpAddr, prefix_len: u8, equal: bool) -> Self {
+        self.match_net(net, prefix_len, equal, true)
+    }
+
+    /// `ip daddr N/P` or `ip daddr != N/P` for either family (see [`Rule::match_saddr_net`]).
+    pub fn match_daddr_net(self, net: IpAddr, prefix_len: u8, equal: bool) -> Self {
+        self.match_net(net, prefix_len, equal, false)
+    }
+
+    fn match_net(mut self, net: IpAddr, prefix_len: u8, equal: bool, source: bool) -> Self {
+        let v6 = net.is_ipv6();
+        let bytes = addr_bytes(&net);
+        let bits = usize::from(prefix_len).min(bytes.len() * 8);
+        let len = bits.div_ceil(8);
+        let (offset, _) = addr_field(v6, source);
+        self.guard_nfproto(v6);
+        self.push(Expr::Payload { dreg: Reg::R1, base: PayloadBase::Network, offset, len: len as u32 });
+        let mask: Vec<u8> =
+            (0..len).map(|i| if (i + 1) * 8 <= bits { 0xff } else { 0xffu8 << (8 - bits % 8) }).collect();
+        if bits % 8 != 0 {
+            self.push(Expr::Bitwise {
+                sreg: Reg::R1,
+                dreg: Reg::R1,
+                mask: mask.clone(),
+                xor: vec![0; len],
+                explicit_op: false,
+            });
+        }
+        let data = bytes[..len].iter().zip(&mask).map(|(b, m)| b & m).collect();
+        let op = if equal { CmpOp::Eq } else { CmpOp::Neq };
+        self.push(Expr::Cmp { sreg: Reg::R1, op, data });
+        self
+    }
+
+    /// `fib saddr type local` (`source`) or `fib daddr type local`: the address is one of
+    /// this host's.
+    pub fn match_fib_local(mut self, source: bool) -> Self {
+        let flags = if source { NFTA_FIB_F_SADDR } else { NFTA_FIB_F_DADDR };
+        self.push(Expr::Fib { dreg: Reg::R1, result: NFT_FIB_RESULT_ADDRTYPE, flags });
+        self.push(Expr::Cmp { sreg: Reg::R1, op: CmpOp::Eq, data: RTN_LOCAL.to_ne_bytes().to_vec() });
+        self
+    }
+
+    /// `ip daddr @set` (membership test of the destination address).
+    pub fn match_daddr_in(mut self, set: &SetRef, v6: bool) -> Self {
+        self.guard_nfproto(v6);
+        self.load_addr(v6, false, Reg::R1);
+        self.push(Expr::Lookup { set: set.clone(), sreg: Reg::R1, dreg: None, invert: false });
+        self
+    }
+
+    /// `meta l4proto . th dport vmap @map`: kube-proxy's NodePort dispatch.
+    pub fn vmap_proto_dport(mut self, map: &SetRef) -> Self {
+        self.push(Expr::Meta { key: MetaKey::L4Proto, dreg: Reg::concat_field(0) });
+        self.push(Expr::Payload { dreg: Reg::concat_field(4), base: PayloadBase::Transport, offset: 2, len: 2 });
+        self.push(Expr::Lookup { set: map.clone(), sreg: Reg::R1, dreg: Some(Reg::VERDICT), invert: false });
+        self
+    }
+
     /// `meta l4proto P`.
     pub fn match_l4proto(mut self, proto: u8) -> Self {
         self.push(Expr::Meta { key: MetaKey::L4Proto, dreg: Reg::R1 });
@@ -366,6 +428,41 @@ mod tests {
         assert_eq!(code(Family::Inet), Expr::Reject(Reject::Icmpx(1)));
         assert_eq!(code(Family::Ip), Expr::Reject(Reject::Icmp(3)));
         assert_eq!(code(Family::Ip6), Expr::Reject(Reject::Icmp(4)));
+    }
+
+    #[test]
+    fn network_prefixes_load_only_the_covered_bytes() {
+        // What `nft --debug=netlink` shows for the same matches in an inet table.
+        let v4: IpAddr = Ipv4Addr::new(127, 0, 0, 0).into();
+        let r = Rule::new(&chain(Family::Inet)).match_daddr_net(v4, 8, false);
+        assert_eq!(r.exprs[2], Expr::Payload { dreg: Reg::R1, base: PayloadBase::Network, offset: 16, len: 1 });
+        assert_eq!(r.exprs[3], Expr::Cmp { sreg: Reg::R1, op: CmpOp::Neq, data: vec![0x7f] });
+        let v6: IpAddr = "fd00:42::".parse().unwrap();
+        let r = Rule::new(&chain(Family::Inet)).match_saddr_net(v6, 56, false);
+        assert_eq!(r.exprs[1], Expr::Cmp { sreg: Reg::R1, op: CmpOp::Eq, data: vec![10] });
+        assert_eq!(r.exprs[2], Expr::Payload { dreg: Reg::R1, base: PayloadBase::Network, offset: 8, len: 7 });
+        assert_eq!(r.exprs[3], Expr::Cmp { sreg: Reg::R1, op: CmpOp::Neq, data: vec![0xfd, 0, 0, 0x42, 0, 0, 0] });
+        let r = Rule::new(&chain(Family::Ip6)).match_daddr_net(Ipv6Addr::LOCALHOST.into(), 128, true);
+        assert_eq!(r.exprs.len(), 2);
+        // A prefix ending inside a byte is masked: 10.42.16.0/20 -> 3 bytes & ff.ff.f0.
+        let r = Rule::new(&chain(Family::Ip)).match_saddr_net(Ipv4Addr::new(10, 42, 31, 0).into(), 20, true);
+        let Expr::Bitwise { mask, .. } = &r.exprs[1] else { panic!("{:?}", r.exprs) };
+        assert_eq!(mask, &vec![0xff, 0xff, 0xf0]);
+        assert_eq!(r.exprs[2], Expr::Cmp { sreg: Reg::R1, op: CmpOp::Eq, data: vec![10, 42, 16] });
+    }
+
+    #[test]
+    fn fib_and_nodeport_dispatch_use_nfts_registers() {
+        let r = Rule::new(&chain(Family::Inet)).match_fib_local(false);
+        assert_eq!(r.exprs[0], Expr::Fib { dreg: Reg::R1, result: NFT_FIB_RESULT_ADDRTYPE, flags: NFTA_FIB_F_DADDR });
+        assert_eq!(r.exprs[1], Expr::Cmp { sreg: Reg::R1, op: CmpOp::Eq, data: 2u32.to_ne_bytes().to_vec() });
+        let map = SetRef { name: "m".into(), id: None };
+        let r = Rule::new(&chain(Family::Inet)).vmap_proto_dport(&map);
+        // [ meta load l4proto => reg 1 ] [ payload load 2b @ transport header + 2 => reg 9 ]
+        assert_eq!(r.exprs[0], Expr::Meta { key: MetaKey::L4Proto, dreg: Reg(1) });
+        assert!(matches!(r.exprs[1], Expr::Payload { dreg: Reg(9), offset: 2, len: 2, .. }));
+        let r = Rule::new(&chain(Family::Inet)).match_daddr_in(&map, false);
+        assert_eq!(r.exprs[2], Expr::Payload { dreg: Reg::R1, base: PayloadBase::Network, offset: 16, len: 4 });
     }
 
     #[test]

@@ -165,6 +165,15 @@ pub const NFTA_NAT_FLAGS: u16 = 7;
 pub const NFTA_MASQ_FLAGS: u16 = 1;
 pub const NFTA_REJECT_TYPE: u16 = 1;
 pub const NFTA_REJECT_ICMP_CODE: u16 = 2;
+pub const NFTA_FIB_DREG: u16 = 1;
+pub const NFTA_FIB_RESULT: u16 = 2;
+pub const NFTA_FIB_FLAGS: u16 = 3;
+pub const NFTA_FIB_F_SADDR: u32 = 1;
+pub const NFTA_FIB_F_DADDR: u32 = 1 << 1;
+/// `NFT_FIB_RESULT_ADDRTYPE`: the route type (`RTN_*`) of the looked-up address.
+pub const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
+/// `RTN_LOCAL` from rtnetlink.h: an address of this host.
+pub const RTN_LOCAL: u32 = 2;
 pub const NFTA_COUNTER_BYTES: u16 = 1;
 pub const NFTA_COUNTER_PACKETS: u16 = 2;
 
