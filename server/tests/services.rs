@@ -117,8 +117,14 @@ fn endpoints_follow_pod_readiness_and_named_ports() {
     assert_eq!(s.ok(&["get", "endpoints", "ext", "-o", "jsonpath={.subsets[0].addresses[0].ip}"]), "192.168.1.50");
     // ... mirrored into an EndpointSlice, which is what proxies read.
     eventually("mirrored slice", Duration::from_secs(15), || {
-        s.ok(&["get", "endpointslices", "-l", "kubernetes.io/service-name=ext", "-o", "jsonpath={.items[*].endpoints[*].addresses[0]}"])
-            == "192.168.1.50"
+        s.ok(&[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=ext",
+            "-o",
+            "jsonpath={.items[*].endpoints[*].addresses[0]}",
+        ]) == "192.168.1.50"
     });
     let managed = s.ok(&[
         "get",
@@ -162,20 +168,45 @@ fn dns_endpoints_and_load_balancer_ingress_follow_ready_nodes() {
     s.apply_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: Node\nmetadata:\n  name: n1\n");
     let ready = r#"{"status":{"conditions":[{"type":"Ready","status":"True","reason":"KubeletReady"}],"addresses":[{"type":"InternalIP","address":"192.0.2.7"}]}}"#;
     s.ok(&["patch", "node", "n1", "--subresource=status", "--type=merge", "-p", ready]);
-    eventually("pod CIDR", Duration::from_secs(15), || !s.ok(&["get", "node", "n1", "-o", "jsonpath={.spec.podCIDR}"]).is_empty());
+    eventually("pod CIDR", Duration::from_secs(15), || {
+        !s.ok(&["get", "node", "n1", "-o", "jsonpath={.spec.podCIDR}"]).is_empty()
+    });
     let cidr = s.ok(&["get", "node", "n1", "-o", "jsonpath={.spec.podCIDR}"]);
     let gateway = cidr.replace(".0/24", ".1");
     // Cluster DNS answers on each node's pod gateway; queries stay on the node.
     eventually("kube-dns endpoints", Duration::from_secs(15), || {
-        s.ok(&["get", "endpointslices", "-n", "kube-system", "-l", "kubernetes.io/service-name=kube-dns", "-o", "jsonpath={.items[*].endpoints[*].addresses[0]}"])
-            == gateway
+        s.ok(&[
+            "get",
+            "endpointslices",
+            "-n",
+            "kube-system",
+            "-l",
+            "kubernetes.io/service-name=kube-dns",
+            "-o",
+            "jsonpath={.items[*].endpoints[*].addresses[0]}",
+        ]) == gateway
     });
-    assert_eq!(s.ok(&["get", "endpoints", "-n", "kube-system", "kube-dns", "-o", "jsonpath={.subsets[0].addresses[0].nodeName}"]), "n1");
-    assert_eq!(s.ok(&["get", "svc", "-n", "kube-system", "kube-dns", "-o", "jsonpath={.spec.internalTrafficPolicy}"]), "Local");
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "endpoints",
+            "-n",
+            "kube-system",
+            "kube-dns",
+            "-o",
+            "jsonpath={.subsets[0].addresses[0].nodeName}"
+        ]),
+        "n1"
+    );
+    assert_eq!(
+        s.ok(&["get", "svc", "-n", "kube-system", "kube-dns", "-o", "jsonpath={.spec.internalTrafficPolicy}"]),
+        "Local"
+    );
     // Deleted, it comes back.
     s.ok(&["delete", "svc", "-n", "kube-system", "kube-dns"]);
     eventually("kube-dns recreated", Duration::from_secs(15), || {
-        s.kubectl(&["get", "svc", "-n", "kube-system", "kube-dns", "-o", "jsonpath={.spec.clusterIP}"]).stdout == b"10.43.0.10"
+        s.kubectl(&["get", "svc", "-n", "kube-system", "kube-dns", "-o", "jsonpath={.spec.clusterIP}"]).stdout
+            == b"10.43.0.10"
     });
 
     // A LoadBalancer is served by the nodes: their addresses are its ingress.

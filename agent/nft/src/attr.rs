@@ -1,8 +1,8 @@
-//! The netlink attribute tree every nf_tables message is made of, and its encoding through
-//! `netlink-packet-core`'s [`Nla`] trait. Typed modules build `Attr` trees; only this module
-//! knows about lengths, alignment and the nested flag.
+//! The netlink attribute tree every nf_tables message is made of, and its encoding (the
+//! layout of `netlink-packet-core`'s `Nla`, written in one pass). Typed modules build `Attr`
+//! trees; only this module knows about lengths, alignment and the nested flag.
 
-use netlink_packet_core::{Emitable, Nla, NLA_ALIGNTO, NLA_F_NESTED, NLA_HEADER_SIZE, NLA_TYPE_MASK};
+use netlink_packet_core::{NLA_ALIGNTO, NLA_F_NESTED, NLA_HEADER_SIZE, NLA_TYPE_MASK};
 
 /// One attribute: a type and either raw bytes or nested attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,45 +58,43 @@ impl Attr {
 
     /// Bytes this attribute takes on the wire, padding included.
     pub fn wire_len(&self) -> usize {
-        Emitable::buffer_len(self)
+        let value = match &self.value {
+            Value::Bytes(b) => b.len(),
+            Value::Nested(children) => children.iter().map(Attr::wire_len).sum(),
+        };
+        align(NLA_HEADER_SIZE + value)
     }
 
-    /// Appends the encoded attribute to `out`.
+    /// Appends the encoded attribute to `out` in one pass: the header's length is patched
+    /// in once the value is written, so nested trees cost linear time whatever their depth
+    /// (measuring every level again before writing it made deep rules exponential).
     pub fn emit_into(&self, out: &mut Vec<u8>) {
         let start = out.len();
-        out.resize(start + self.wire_len(), 0);
-        self.emit(&mut out[start..]);
+        out.extend_from_slice(&[0; NLA_HEADER_SIZE]);
+        let kind = match &self.value {
+            Value::Bytes(b) => {
+                out.extend_from_slice(b);
+                self.kind
+            }
+            Value::Nested(children) => {
+                for child in children {
+                    child.emit_into(out);
+                }
+                self.kind | NLA_F_NESTED
+            }
+        };
+        // The length excludes the trailing padding of the value itself (libmnl's nla_len);
+        // a nest's length includes its children's padding. Values past 64 KiB cannot be
+        // expressed: callers split element lists well below that.
+        let len = (out.len() - start) as u16;
+        out[start..start + 2].copy_from_slice(&len.to_ne_bytes());
+        out[start + 2..start + 4].copy_from_slice(&kind.to_ne_bytes());
+        out.resize(start + align(out.len() - start), 0);
     }
 }
 
-impl Nla for Attr {
-    fn value_len(&self) -> usize {
-        match &self.value {
-            Value::Bytes(b) => b.len(),
-            Value::Nested(children) => children.iter().map(Attr::wire_len).sum(),
-        }
-    }
-
-    fn kind(&self) -> u16 {
-        match self.value {
-            Value::Bytes(_) => self.kind,
-            Value::Nested(_) => self.kind | NLA_F_NESTED,
-        }
-    }
-
-    fn emit_value(&self, buffer: &mut [u8]) {
-        match &self.value {
-            Value::Bytes(b) => buffer.copy_from_slice(b),
-            Value::Nested(children) => {
-                let mut at = 0;
-                for child in children {
-                    let len = child.wire_len();
-                    child.emit(&mut buffer[at..at + len]);
-                    at += len;
-                }
-            }
-        }
-    }
+fn align(len: usize) -> usize {
+    len.div_ceil(NLA_ALIGNTO) * NLA_ALIGNTO
 }
 
 /// A parsed attribute borrowed from a kernel reply: its type (flags stripped) and value.

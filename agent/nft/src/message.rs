@@ -1,13 +1,13 @@
-//! One nf_tables netlink message: `nlmsghdr` (through `netlink-packet-core`), `nfgenmsg`, then
-//! attributes. Also the batch delimiters, which are nfnetlink messages of their own.
-
-use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable};
+//! One nf_tables netlink message: `nlmsghdr`, `nfgenmsg`, then attributes. Also the batch
+//! delimiters, which are nfnetlink messages of their own.
 
 use crate::attr::Attr;
 use crate::sys::*;
 
 /// Length of `struct nfgenmsg`.
 pub const NFGENMSG_LEN: usize = 4;
+/// Length of `struct nlmsghdr`.
+const NLMSGHDR_LEN: usize = 16;
 
 /// An nf_tables request before it gets a sequence number.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,60 +46,41 @@ impl Message {
 
     /// nfgenmsg + attributes: everything after the netlink header.
     pub fn payload_bytes(&self) -> Vec<u8> {
-        let mut out = vec![0; self.payload_len()];
+        let mut out = Vec::with_capacity(self.payload_len());
         self.write_payload(&mut out);
         out
     }
 
     /// Bytes of the whole netlink message, header included.
     pub fn wire_len(&self) -> usize {
-        16 + self.payload_len()
+        NLMSGHDR_LEN + self.payload_len()
     }
 
     fn payload_len(&self) -> usize {
         NFGENMSG_LEN + self.attrs.iter().map(Attr::wire_len).sum::<usize>()
     }
 
-    fn write_payload(&self, buf: &mut [u8]) {
-        buf[0] = self.family;
-        buf[1] = NFNETLINK_V0;
-        buf[2..4].copy_from_slice(&self.res_id.to_be_bytes());
-        let mut at = NFGENMSG_LEN;
+    fn write_payload(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&[self.family, NFNETLINK_V0]);
+        out.extend_from_slice(&self.res_id.to_be_bytes());
         for a in &self.attrs {
-            let len = a.wire_len();
-            netlink_packet_core::Emitable::emit(a, &mut buf[at..at + len]);
-            at += len;
+            a.emit_into(out);
         }
     }
 
     /// Appends the complete netlink message with the given sequence number and extra flags.
+    /// Written directly rather than through `NetlinkMessage`, which measures the attribute
+    /// tree several times over; the layout is `struct nlmsghdr` with port id 0 (the kernel).
     pub fn emit(&self, seq: u32, extra_flags: u16, out: &mut Vec<u8>) {
-        let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | self.flags | extra_flags;
-        header.sequence_number = seq;
-        let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(Wire(self)));
-        msg.finalize();
         let start = out.len();
-        out.resize(start + msg.buffer_len(), 0);
-        msg.serialize(&mut out[start..]);
-    }
-}
-
-/// Adapter giving `netlink-packet-core` the message type and payload of a [`Message`].
-#[derive(Debug)]
-struct Wire<'a>(&'a Message);
-
-impl NetlinkSerializable for Wire<'_> {
-    fn message_type(&self) -> u16 {
-        self.0.msg_type
-    }
-
-    fn buffer_len(&self) -> usize {
-        self.0.payload_len()
-    }
-
-    fn serialize(&self, buffer: &mut [u8]) {
-        self.0.write_payload(buffer);
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&self.msg_type.to_ne_bytes());
+        out.extend_from_slice(&(NLM_F_REQUEST | self.flags | extra_flags).to_ne_bytes());
+        out.extend_from_slice(&seq.to_ne_bytes());
+        out.extend_from_slice(&0u32.to_ne_bytes());
+        self.write_payload(out);
+        let len = (out.len() - start) as u32;
+        out[start..start + 4].copy_from_slice(&len.to_ne_bytes());
     }
 }
 

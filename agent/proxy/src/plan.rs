@@ -161,6 +161,11 @@ impl ChainPlan {
     fn regular(name: impl Into<String>, rules: Vec<Stmt>) -> Self {
         ChainPlan { name: name.into(), base: None, rules }
     }
+
+    /// Whether one of its rules brings an anonymous set (numgen's inline map).
+    pub fn binds_anonymous_set(&self) -> bool {
+        self.rules.iter().any(|r| matches!(r, Stmt::Numgen(_)))
+    }
 }
 
 /// Everything one service port owns in one family: removing it removes exactly this.

@@ -74,7 +74,9 @@ impl<N: Netfilter> Proxier<N> {
 
     /// Full sync the first time and after an error; otherwise only the difference.
     pub fn sync(&mut self, desired: &[ServicePort]) -> Result<SyncStats, ProxyError> {
+        let t0 = std::time::Instant::now();
         let plan = plan_services(&self.settings, desired);
+        eprintln!("PHASE plan {:?}", t0.elapsed());
         if let Some(old) = &self.applied {
             match transaction::delta(&self.table, old, &plan) {
                 Some((batch, _)) if batch.is_empty() => {
@@ -93,11 +95,19 @@ impl<N: Netfilter> Proxier<N> {
             }
         }
         self.applied = None;
+        let t0 = std::time::Instant::now();
         let batch = transaction::full(&self.table, &self.statics, &plan);
+        eprintln!("PHASE build {:?}", t0.elapsed());
+        let t0 = std::time::Instant::now();
         self.nf.apply(&batch)?;
+        eprintln!("PHASE apply {:?}", t0.elapsed());
         let services = plan.services.len();
+        let t0 = std::time::Instant::now();
         self.applied = Some(plan);
-        Ok(SyncStats { full: true, messages: batch.len(), services })
+        let n = batch.len();
+        drop(batch);
+        eprintln!("PHASE drop {:?}", t0.elapsed());
+        Ok(SyncStats { full: true, messages: n, services })
     }
 
     /// Reads the table back and reports whether it differs from what was last applied

@@ -103,11 +103,16 @@ impl<'a> Builder<'a> {
 
 /// Replaces the whole table in one transaction: add + delete clears whatever is there
 /// (a crashed agent's leftovers included), then everything is created afresh.
+///
+/// The order is chosen for the kernel's sake. Binding an anonymous set (each numgen rule's
+/// map) walks the whole transaction queued so far, so the rules holding one go as early as
+/// their references allow: per service, its sets and chains and then the rules of its
+/// numgen chains; every other rule follows once all of those are bound. A chain's rules
+/// stay together and in order.
 pub(crate) fn full(table: &Table, statics: &StaticPlan, plan: &Plan) -> Batch {
     let mut b = Builder::new(table);
     b.batch.add_table(table).delete_table(table).add_table(table);
-    let service_chains = plan.services.values().flat_map(|p| &p.chains);
-    for c in statics.chains.iter().chain(service_chains.clone()) {
+    for c in &statics.chains {
         b.batch.add_chain(&chain(table, c));
     }
     for id in MapId::all() {
@@ -119,10 +124,19 @@ pub(crate) fn full(table: &Table, statics: &StaticPlan, plan: &Plan) -> Batch {
         let elems: Vec<Elem> = ips.iter().map(|ip| Elem::key(Key::new().addr(*ip))).collect();
         b.batch.add_elements(&set, &elems);
     }
-    for a in plan.services.values().flat_map(|p| &p.sets) {
-        b.add_set(&affinity_set(table, a));
+    for p in plan.services.values() {
+        for a in &p.sets {
+            b.add_set(&affinity_set(table, a));
+        }
+        for c in &p.chains {
+            b.batch.add_chain(&chain(table, c));
+        }
+        for c in p.chains.iter().filter(|c| c.binds_anonymous_set()) {
+            b.add_rules(c);
+        }
     }
-    for c in service_chains.chain(&statics.chains) {
+    let service_chains = plan.services.values().flat_map(|p| &p.chains);
+    for c in service_chains.filter(|c| !c.binds_anonymous_set()).chain(&statics.chains) {
         b.add_rules(c);
     }
     b.elements(plan.services.values().flat_map(|p| &p.elements), true);

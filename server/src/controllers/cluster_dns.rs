@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::endpoints::{sync_slices, MANAGED_BY_LABEL, SERVICE_NAME_LABEL, SKIP_MIRROR_LABEL};
+use super::service_lb::node_ready;
 use crate::api::local::LocalClient;
 use crate::ipam::Cidr;
 use crate::resources::must;
@@ -44,10 +45,6 @@ fn service(dns_ip: IpAddr) -> Value {
 
 fn ports() -> Value {
     json!([{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53, "protocol": "TCP"}])
-}
-
-fn node_ready(node: &Value) -> bool {
-    node["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
 }
 
 /// (gateway, node name, ready) for every node with a pod CIDR, in name order.

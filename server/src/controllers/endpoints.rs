@@ -444,7 +444,10 @@ mod tests {
         assert_eq!(subsets[0]["addresses"][0]["ip"], "10.42.0.6");
         assert!(subsets[0]["notReadyAddresses"].is_null());
         let slices = plan_slices(&svc, &[going.clone()]);
-        assert_eq!(slices[0]["endpoints"][0]["conditions"], json!({"ready": false, "serving": true, "terminating": true}));
+        assert_eq!(
+            slices[0]["endpoints"][0]["conditions"],
+            json!({"ready": false, "serving": true, "terminating": true})
+        );
         assert!(plan_subsets(&svc, &[going]).is_empty(), "only a terminating pod: no subset");
     }
 

@@ -14,7 +14,8 @@ pub async fn run(client: LocalClient) {
     super::level_loop(&client, Duration::from_millis(100), Duration::from_secs(30), reconcile).await;
 }
 
-fn node_ready(node: &Value) -> bool {
+/// Whether the node's Ready condition is True.
+pub fn node_ready(node: &Value) -> bool {
     node["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
 }
 
@@ -79,7 +80,11 @@ mod tests {
     fn ready_nodes_addresses_become_the_ingress() {
         let nodes = [
             node("b", true, json!([{"type": "InternalIP", "address": "10.0.0.2"}])),
-            node("a", true, json!([{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "ExternalIP", "address": "203.0.113.1"}])),
+            node(
+                "a",
+                true,
+                json!([{"type": "InternalIP", "address": "10.0.0.1"}, {"type": "ExternalIP", "address": "203.0.113.1"}]),
+            ),
             node("c", false, json!([{"type": "InternalIP", "address": "10.0.0.3"}])),
         ];
         assert_eq!(
