@@ -1,95 +1,176 @@
 //! The netlink attribute tree every nf_tables message is made of, and its encoding (the
-//! layout of `netlink-packet-core`'s `Nla`, written in one pass). Typed modules build `Attr`
-//! trees; only this module knows about lengths, alignment and the nested flag.
+//! layout of `netlink-packet-core`'s `Nla`). Typed modules build `Attr` trees; only this
+//! module knows about lengths, alignment and the nested flag.
 
 use netlink_packet_core::{NLA_ALIGNTO, NLA_F_NESTED, NLA_HEADER_SIZE, NLA_TYPE_MASK};
 
 /// One attribute: a type and either raw bytes or nested attributes.
+///
+/// It is kept in wire form (header, value, padding), encoded when built: a nest absorbs its
+/// children's bytes and frees them at once. A large batch is then a few buffers per message
+/// rather than a tree of tiny allocations per expression, which cost more to build, walk and
+/// free than the kernel takes to parse them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attr {
-    kind: u16,
-    value: Value,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Value {
-    Bytes(Vec<u8>),
-    Nested(Vec<Attr>),
+    wire: Vec<u8>,
 }
 
 impl Attr {
+    /// The header for a value of `value_len` bytes, with room for the padded value.
+    fn with_header(kind: u16, value_len: usize) -> Vec<u8> {
+        let mut wire = Vec::with_capacity(align(NLA_HEADER_SIZE + value_len));
+        // Values past 64 KiB cannot be expressed: callers split element lists well below that.
+        wire.extend_from_slice(&((NLA_HEADER_SIZE + value_len) as u16).to_ne_bytes());
+        wire.extend_from_slice(&kind.to_ne_bytes());
+        wire
+    }
+
     /// Raw bytes, copied as given.
-    pub fn bytes(kind: u16, value: impl Into<Vec<u8>>) -> Self {
-        Attr { kind, value: Value::Bytes(value.into()) }
+    pub fn bytes(kind: u16, value: impl AsRef<[u8]>) -> Self {
+        let value = value.as_ref();
+        let mut wire = Attr::with_header(kind, value.len());
+        wire.extend_from_slice(value);
+        // The length field counts the value without its padding (libmnl's nla_len).
+        wire.resize(align(wire.len()), 0);
+        Attr { wire }
     }
 
     /// A NUL-terminated string, as the kernel's `NLA_STRING`/`NLA_NUL_STRING` policies read them.
     pub fn string(kind: u16, s: &str) -> Self {
-        let mut v = Vec::with_capacity(s.len() + 1);
-        v.extend_from_slice(s.as_bytes());
-        v.push(0);
-        Attr::bytes(kind, v)
+        let mut wire = Attr::with_header(kind, s.len() + 1);
+        wire.extend_from_slice(s.as_bytes());
+        wire.push(0);
+        wire.resize(align(wire.len()), 0);
+        Attr { wire }
     }
 
     /// nf_tables sends every integer attribute in network byte order.
     pub fn be32(kind: u16, v: u32) -> Self {
-        Attr::bytes(kind, v.to_be_bytes().to_vec())
+        Attr::bytes(kind, v.to_be_bytes())
     }
 
     /// A signed value in network byte order (verdict codes, hook priorities).
     pub fn be32_signed(kind: u16, v: i32) -> Self {
-        Attr::bytes(kind, v.to_be_bytes().to_vec())
+        Attr::bytes(kind, v.to_be_bytes())
     }
 
     /// A 64-bit value in network byte order (handles, timeouts).
     pub fn be64(kind: u16, v: u64) -> Self {
-        Attr::bytes(kind, v.to_be_bytes().to_vec())
+        Attr::bytes(kind, v.to_be_bytes())
     }
 
     /// A single byte (the reject ICMP code).
     pub fn u8(kind: u16, v: u8) -> Self {
-        Attr::bytes(kind, vec![v])
+        Attr::bytes(kind, [v])
     }
 
-    /// Attributes nested inside this one; flagged `NLA_F_NESTED` like libmnl does.
+    /// Attributes nested inside this one; flagged `NLA_F_NESTED` like libmnl does. A nest's
+    /// length covers its children with their padding.
     pub fn nested(kind: u16, children: Vec<Attr>) -> Self {
-        Attr { kind, value: Value::Nested(children) }
+        let value_len = children.iter().map(|c| c.wire.len()).sum();
+        let mut wire = Attr::with_header(kind | NLA_F_NESTED, value_len);
+        for c in &children {
+            wire.extend_from_slice(&c.wire);
+        }
+        Attr { wire }
     }
 
     /// Bytes this attribute takes on the wire, padding included.
     pub fn wire_len(&self) -> usize {
-        let value = match &self.value {
-            Value::Bytes(b) => b.len(),
-            Value::Nested(children) => children.iter().map(Attr::wire_len).sum(),
-        };
-        align(NLA_HEADER_SIZE + value)
+        self.wire.len()
     }
 
-    /// Appends the encoded attribute to `out` in one pass: the header's length is patched
-    /// in once the value is written, so nested trees cost linear time whatever their depth
-    /// (measuring every level again before writing it made deep rules exponential).
+    /// Appends the encoded attribute to `out`.
     pub fn emit_into(&self, out: &mut Vec<u8>) {
-        let start = out.len();
-        out.extend_from_slice(&[0; NLA_HEADER_SIZE]);
-        let kind = match &self.value {
-            Value::Bytes(b) => {
-                out.extend_from_slice(b);
-                self.kind
-            }
-            Value::Nested(children) => {
-                for child in children {
-                    child.emit_into(out);
-                }
-                self.kind | NLA_F_NESTED
-            }
-        };
-        // The length excludes the trailing padding of the value itself (libmnl's nla_len);
-        // a nest's length includes its children's padding. Values past 64 KiB cannot be
-        // expressed: callers split element lists well below that.
-        let len = (out.len() - start) as u16;
-        out[start..start + 2].copy_from_slice(&len.to_ne_bytes());
-        out[start + 2..start + 4].copy_from_slice(&kind.to_ne_bytes());
-        out.resize(start + align(out.len() - start), 0);
+        out.extend_from_slice(&self.wire);
+    }
+}
+
+/// Writes attributes straight into a nest's buffer: what rules and element lists are built
+/// with, as they are most of a large batch (no allocation per leaf or per level).
+pub struct AttrWriter<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl AttrWriter<'_> {
+    fn put(&mut self, kind: u16, value: &[u8]) {
+        let len = (NLA_HEADER_SIZE + value.len()) as u16;
+        self.out.extend_from_slice(&len.to_ne_bytes());
+        self.out.extend_from_slice(&kind.to_ne_bytes());
+        self.out.extend_from_slice(value);
+        self.out.resize(align(self.out.len()), 0);
+    }
+
+    /// As [`Attr::bytes`].
+    pub fn bytes(&mut self, kind: u16, value: &[u8]) {
+        self.put(kind, value);
+    }
+
+    /// As [`Attr::string`].
+    pub fn string(&mut self, kind: u16, s: &str) {
+        let len = (NLA_HEADER_SIZE + s.len() + 1) as u16;
+        self.out.extend_from_slice(&len.to_ne_bytes());
+        self.out.extend_from_slice(&kind.to_ne_bytes());
+        self.out.extend_from_slice(s.as_bytes());
+        self.out.push(0);
+        self.out.resize(align(self.out.len()), 0);
+    }
+
+    /// As [`Attr::be32`].
+    pub fn be32(&mut self, kind: u16, v: u32) {
+        self.put(kind, &v.to_be_bytes());
+    }
+
+    /// As [`Attr::be32_signed`].
+    pub fn be32_signed(&mut self, kind: u16, v: i32) {
+        self.put(kind, &v.to_be_bytes());
+    }
+
+    /// As [`Attr::be64`].
+    pub fn be64(&mut self, kind: u16, v: u64) {
+        self.put(kind, &v.to_be_bytes());
+    }
+
+    /// As [`Attr::u8`].
+    pub fn u8(&mut self, kind: u16, v: u8) {
+        self.put(kind, &[v]);
+    }
+
+    /// A nest whose children `f` writes; its length is patched in afterwards.
+    pub fn nested(&mut self, kind: u16, f: impl FnOnce(&mut AttrWriter<'_>)) {
+        let start = self.out.len();
+        self.out.extend_from_slice(&[0; NLA_HEADER_SIZE]);
+        f(&mut AttrWriter { out: self.out });
+        let len = (self.out.len() - start) as u16;
+        self.out[start..start + 2].copy_from_slice(&len.to_ne_bytes());
+        self.out[start + 2..start + 4].copy_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+    }
+}
+
+impl<'a> AttrWriter<'a> {
+    /// Appends attributes to `out`.
+    pub fn new(out: &'a mut Vec<u8>) -> Self {
+        AttrWriter { out }
+    }
+
+    /// Appends an attribute built elsewhere.
+    pub fn attr(&mut self, a: &Attr) {
+        self.out.extend_from_slice(&a.wire);
+    }
+}
+
+impl Attr {
+    /// An attribute already encoded by an [`AttrWriter`] (exactly one, header included).
+    pub(crate) fn from_wire(wire: Vec<u8>) -> Self {
+        Attr { wire }
+    }
+
+    /// A nest written in place by `f` (see [`AttrWriter`]).
+    pub fn nested_with(kind: u16, f: impl FnOnce(&mut AttrWriter<'_>)) -> Self {
+        // Room for a typical rule's expressions without regrowing.
+        let mut wire = Vec::with_capacity(512);
+        AttrWriter { out: &mut wire }.nested(kind, f);
+        Attr { wire }
     }
 }
 
@@ -179,6 +260,34 @@ pub(crate) mod tests {
             assert_eq!(hex(&out), want, "{attr:?}");
             assert_eq!(out.len(), attr.wire_len());
         }
+    }
+
+    #[test]
+    fn the_writer_encodes_like_the_tree() {
+        let tree = Attr::nested(
+            1,
+            vec![
+                Attr::string(1, "meta"),
+                Attr::nested(2, vec![Attr::be32(1, 7), Attr::nested(3, vec![Attr::bytes(1, [1, 2, 3])])]),
+                Attr::be64(3, 9),
+                Attr::u8(4, 1),
+                Attr::be32_signed(5, -3),
+                Attr::nested(6, vec![]),
+            ],
+        );
+        let written = Attr::nested_with(1, |w| {
+            w.string(1, "meta");
+            w.nested(2, |w| {
+                w.be32(1, 7);
+                w.nested(3, |w| w.bytes(1, &[1, 2, 3]));
+            });
+            w.be64(3, 9);
+            w.u8(4, 1);
+            w.be32_signed(5, -3);
+            w.nested(6, |_| {});
+        });
+        assert_eq!(written, tree);
+        assert_eq!(written.wire_len(), 4 + 12 + (4 + 8 + 4 + 8) + 12 + 8 + 8 + 4);
     }
 
     #[test]

@@ -7,13 +7,14 @@
 
 use std::collections::HashMap;
 
+use crate::attr::{Attr, AttrWriter};
 use crate::expr::{SetRef, Verdict};
 use crate::message::Message;
 use crate::rule::Rule;
 use crate::set::{elem_list_attrs, Elem, Key, KeyType, MapData, Set};
 use crate::sys::*;
 use crate::table::{Chain, Table};
-use crate::{attr::Attr, Error};
+use crate::Error;
 
 /// At most this many elements per NEWSETELEM/DELSETELEM message.
 pub const MAX_ELEMS_PER_MESSAGE: usize = 256;
@@ -31,6 +32,8 @@ pub struct Batch {
     next_set_id: u32,
     new_sets: HashMap<(u8, String, String), u32>,
     invalid_err: Option<InvalidKind>,
+    /// The number of the next anonymous set when the batch names them itself.
+    next_anonymous: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,7 +75,7 @@ impl Default for Batch {
 impl Batch {
     pub fn new() -> Self {
         // nft numbers set IDs from 1; keep to it so batches compare equal to nft's.
-        Batch { msgs: Vec::new(), next_set_id: 1, new_sets: HashMap::new(), invalid_err: None }
+        Batch { msgs: Vec::new(), next_set_id: 1, new_sets: HashMap::new(), invalid_err: None, next_anonymous: None }
     }
 
     /// Number of messages (delimiters excluded).
@@ -197,11 +200,14 @@ impl Batch {
             if kind == NFT_MSG_NEWSETELEM { ("NEWSETELEM", NLM_F_CREATE, true) } else { ("DELSETELEM", 0, false) };
         // Chunks bounded by count and by encoded size, whichever comes first.
         let mut start = 0;
+        let mut scratch = Vec::new();
         while start < elems.len() {
             let mut end = start;
             let mut bytes = 0;
             while end < elems.len() && end - start < MAX_ELEMS_PER_MESSAGE {
-                let len = elems[end].to_attr(1, with_data).wire_len();
+                scratch.clear();
+                elems[end].write(&mut AttrWriter::new(&mut scratch), 1, with_data);
+                let len = scratch.len();
                 if end > start && bytes + len > MAX_ELEMS_BYTES {
                     break;
                 }
@@ -249,7 +255,14 @@ impl Batch {
     /// created here, to be referenced by the returned [`SetRef`] in a rule of this batch. The
     /// kernel ties its lifetime to that rule.
     pub fn add_anonymous_map(&mut self, table: &Table, key: &[KeyType], elems: Vec<(Key, Verdict)>) -> SetRef {
-        let mut set = Set::verdict_map(table, ANON_MAP_NAME, key);
+        let name = match self.next_anonymous {
+            Some(n) => {
+                self.next_anonymous = Some(n.wrapping_add(1));
+                format!("__map{n}")
+            }
+            None => ANON_MAP_NAME.to_owned(),
+        };
+        let mut set = Set::verdict_map(table, name, key);
         set.anonymous = true;
         set.size = Some(elems.len() as u32);
         debug_assert_eq!(set.data, Some(MapData::Verdict));
@@ -257,6 +270,22 @@ impl Batch {
         let elems: Vec<Elem> = elems.into_iter().map(|(k, v)| Elem::verdict(k, v)).collect();
         self.elements(NFT_MSG_NEWSETELEM, &set, r.id, &elems);
         r
+    }
+
+    /// Names the anonymous maps added from now on `__map<first>`, `__map<first+1>`, …
+    /// instead of sending nft's `__map%d` template. The kernel fills a template by scanning
+    /// every set of the table, so a batch with thousands of anonymous maps spends most of
+    /// its time there. The caller must know the names are free in the table (a table
+    /// created in this batch, or numbers past those of earlier batches; see
+    /// [`Batch::next_anonymous_number`]).
+    pub fn number_anonymous_sets_from(&mut self, first: u32) -> &mut Self {
+        self.next_anonymous = Some(first);
+        self
+    }
+
+    /// The number the next anonymous map would get, if the batch numbers them.
+    pub fn next_anonymous_number(&self) -> Option<u32> {
+        self.next_anonymous
     }
 
     /// Encodes the batch: BATCH_BEGIN, the messages with sequence numbers from `first_seq`,
@@ -368,6 +397,27 @@ mod tests {
             at += len;
         }
         assert_eq!(flags, vec![0, 0, 0, NLM_F_ACK, 0]);
+    }
+
+    #[test]
+    fn anonymous_maps_are_numbered_by_the_batch_when_asked() {
+        let arms = || vec![(Key::new().host_u32(0), Verdict::Goto("a".into()))];
+        let names = |b: &Batch| -> Vec<String> {
+            b.messages().iter().filter(|m| m.what.starts_with("NEWSET ")).map(|m| m.what.clone()).collect()
+        };
+        let mut b = Batch::new();
+        b.add_anonymous_map(&t(), &[KeyType::HostU32], arms());
+        assert_eq!(names(&b), vec!["NEWSET inet edge-proxy __map%d"]);
+        assert_eq!(b.next_anonymous_number(), None);
+        let mut b = Batch::new();
+        b.number_anonymous_sets_from(5);
+        let first = b.add_anonymous_map(&t(), &[KeyType::HostU32], arms());
+        b.add_anonymous_map(&t(), &[KeyType::HostU32], arms());
+        assert_eq!(names(&b), vec!["NEWSET inet edge-proxy __map5", "NEWSET inet edge-proxy __map6"]);
+        assert_eq!((first.name.as_str(), first.id), ("__map5", Some(1)));
+        assert_eq!(b.next_anonymous_number(), Some(7));
+        // The elements name the set as it was created.
+        assert!(b.messages().iter().any(|m| m.what.starts_with("NEWSETELEM inet edge-proxy __map6")));
     }
 
     #[test]

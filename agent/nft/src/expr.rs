@@ -4,7 +4,7 @@
 //! "match ip daddr" lives in [`crate::rule`]. Attribute order follows libnftnl's so that the
 //! bytes equal what `nft` sends (the kernel itself does not care about order).
 
-use crate::attr::Attr;
+use crate::attr::{Attr, AttrWriter};
 use crate::sys::*;
 
 /// A register. `0` is the verdict register; 1–4 are the 16-byte registers; 8–23 the 32-bit
@@ -44,7 +44,16 @@ pub enum Verdict {
 
 impl Verdict {
     /// `NFTA_DATA_VERDICT` nest: code, then the chain for jump/goto.
+    #[cfg(test)]
     pub(crate) fn data_attr(&self) -> Attr {
+        let mut wire = Vec::new();
+        let mut w = AttrWriter::new(&mut wire);
+        self.write_data(&mut w);
+        Attr::from_wire(wire)
+    }
+
+    /// Writes the `NFTA_DATA_VERDICT` nest.
+    pub(crate) fn write_data(&self, w: &mut AttrWriter<'_>) {
         let (code, chain) = match self {
             Verdict::Accept => (NF_ACCEPT, None),
             Verdict::Drop => (NF_DROP, None),
@@ -53,11 +62,12 @@ impl Verdict {
             Verdict::Jump(c) => (NFT_JUMP, Some(c)),
             Verdict::Goto(c) => (NFT_GOTO, Some(c)),
         };
-        let mut v = vec![Attr::be32_signed(NFTA_VERDICT_CODE, code)];
-        if let Some(c) = chain {
-            v.push(Attr::string(NFTA_VERDICT_CHAIN, c));
-        }
-        Attr::nested(NFTA_DATA_VERDICT, v)
+        w.nested(NFTA_DATA_VERDICT, |w| {
+            w.be32_signed(NFTA_VERDICT_CODE, code);
+            if let Some(c) = chain {
+                w.string(NFTA_VERDICT_CHAIN, c);
+            }
+        });
     }
 
     /// The chain a jump or goto names.
@@ -248,100 +258,109 @@ impl Expr {
 
     /// The `NFTA_LIST_ELEM` nest that carries this expression inside `NFTA_RULE_EXPRESSIONS`.
     pub fn to_attr(&self) -> Attr {
-        Attr::nested(
-            NFTA_LIST_ELEM,
-            vec![Attr::string(NFTA_EXPR_NAME, self.name()), Attr::nested(NFTA_EXPR_DATA, self.data_attrs())],
-        )
+        let mut wire = Vec::new();
+        self.write(&mut AttrWriter::new(&mut wire));
+        Attr::from_wire(wire)
     }
 
-    fn data_attrs(&self) -> Vec<Attr> {
-        let value = |kind, bytes: &[u8]| Attr::nested(kind, vec![Attr::bytes(NFTA_DATA_VALUE, bytes.to_vec())]);
+    /// Writes the `NFTA_LIST_ELEM` nest.
+    pub(crate) fn write(&self, w: &mut AttrWriter<'_>) {
+        w.nested(NFTA_LIST_ELEM, |w| {
+            w.string(NFTA_EXPR_NAME, self.name());
+            w.nested(NFTA_EXPR_DATA, |w| self.write_data(w));
+        });
+    }
+
+    fn write_data(&self, w: &mut AttrWriter<'_>) {
+        let value = |w: &mut AttrWriter<'_>, kind, bytes: &[u8]| w.nested(kind, |w| w.bytes(NFTA_DATA_VALUE, bytes));
         match self {
-            Expr::Payload { dreg, base, offset, len } => vec![
-                Attr::be32(NFTA_PAYLOAD_DREG, dreg.0),
-                Attr::be32(NFTA_PAYLOAD_BASE, *base as u32),
-                Attr::be32(NFTA_PAYLOAD_OFFSET, *offset),
-                Attr::be32(NFTA_PAYLOAD_LEN, *len),
-            ],
+            Expr::Payload { dreg, base, offset, len } => {
+                w.be32(NFTA_PAYLOAD_DREG, dreg.0);
+                w.be32(NFTA_PAYLOAD_BASE, *base as u32);
+                w.be32(NFTA_PAYLOAD_OFFSET, *offset);
+                w.be32(NFTA_PAYLOAD_LEN, *len);
+            }
             Expr::Meta { key, dreg } => {
-                vec![Attr::be32(NFTA_META_KEY, *key as u32), Attr::be32(NFTA_META_DREG, dreg.0)]
+                w.be32(NFTA_META_KEY, *key as u32);
+                w.be32(NFTA_META_DREG, dreg.0);
             }
             Expr::MetaSet { key, sreg } => {
-                vec![Attr::be32(NFTA_META_KEY, *key as u32), Attr::be32(NFTA_META_SREG, sreg.0)]
+                w.be32(NFTA_META_KEY, *key as u32);
+                w.be32(NFTA_META_SREG, sreg.0);
             }
             Expr::Ct { key, dreg } => {
-                vec![Attr::be32(NFTA_CT_KEY, *key as u32), Attr::be32(NFTA_CT_DREG, dreg.0)]
+                w.be32(NFTA_CT_KEY, *key as u32);
+                w.be32(NFTA_CT_DREG, dreg.0);
             }
             Expr::Cmp { sreg, op, data } => {
-                vec![Attr::be32(NFTA_CMP_SREG, sreg.0), Attr::be32(NFTA_CMP_OP, *op as u32), value(NFTA_CMP_DATA, data)]
+                w.be32(NFTA_CMP_SREG, sreg.0);
+                w.be32(NFTA_CMP_OP, *op as u32);
+                value(w, NFTA_CMP_DATA, data);
             }
             Expr::Bitwise { sreg, dreg, mask, xor, explicit_op } => {
-                let mut v = vec![Attr::be32(NFTA_BITWISE_SREG, sreg.0), Attr::be32(NFTA_BITWISE_DREG, dreg.0)];
+                w.be32(NFTA_BITWISE_SREG, sreg.0);
+                w.be32(NFTA_BITWISE_DREG, dreg.0);
                 if *explicit_op {
-                    v.push(Attr::be32(NFTA_BITWISE_OP, 0));
+                    w.be32(NFTA_BITWISE_OP, 0);
                 }
-                v.push(Attr::be32(NFTA_BITWISE_LEN, mask.len() as u32));
-                v.push(value(NFTA_BITWISE_MASK, mask));
-                v.push(value(NFTA_BITWISE_XOR, xor));
-                v
+                w.be32(NFTA_BITWISE_LEN, mask.len() as u32);
+                value(w, NFTA_BITWISE_MASK, mask);
+                value(w, NFTA_BITWISE_XOR, xor);
             }
             Expr::Immediate { dreg, data } => {
-                vec![Attr::be32(NFTA_IMMEDIATE_DREG, dreg.0), value(NFTA_IMMEDIATE_DATA, data)]
+                w.be32(NFTA_IMMEDIATE_DREG, dreg.0);
+                value(w, NFTA_IMMEDIATE_DATA, data);
             }
-            Expr::Verdict(v) => vec![
-                Attr::be32(NFTA_IMMEDIATE_DREG, Reg::VERDICT.0),
-                Attr::nested(NFTA_IMMEDIATE_DATA, vec![v.data_attr()]),
-            ],
+            Expr::Verdict(v) => {
+                w.be32(NFTA_IMMEDIATE_DREG, Reg::VERDICT.0);
+                w.nested(NFTA_IMMEDIATE_DATA, |w| v.write_data(w));
+            }
             Expr::Lookup { set, sreg, dreg, invert } => {
-                let mut v = vec![Attr::be32(NFTA_LOOKUP_SREG, sreg.0)];
+                w.be32(NFTA_LOOKUP_SREG, sreg.0);
                 if let Some(d) = dreg {
-                    v.push(Attr::be32(NFTA_LOOKUP_DREG, d.0));
+                    w.be32(NFTA_LOOKUP_DREG, d.0);
                 }
-                v.push(Attr::string(NFTA_LOOKUP_SET, &set.name));
+                w.string(NFTA_LOOKUP_SET, &set.name);
                 if let Some(id) = set.id {
-                    v.push(Attr::be32(NFTA_LOOKUP_SET_ID, id));
+                    w.be32(NFTA_LOOKUP_SET_ID, id);
                 }
                 if *invert {
-                    v.push(Attr::be32(NFTA_LOOKUP_FLAGS, NFT_LOOKUP_F_INV));
+                    w.be32(NFTA_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
                 }
-                v
             }
             Expr::Dynset { set, op, sreg_key, timeout_ms } => {
-                let mut v = vec![Attr::be32(NFTA_DYNSET_SREG_KEY, sreg_key.0), Attr::be32(NFTA_DYNSET_OP, *op as u32)];
+                w.be32(NFTA_DYNSET_SREG_KEY, sreg_key.0);
+                w.be32(NFTA_DYNSET_OP, *op as u32);
                 if let Some(t) = timeout_ms {
-                    v.push(Attr::be64(NFTA_DYNSET_TIMEOUT, *t));
+                    w.be64(NFTA_DYNSET_TIMEOUT, *t);
                 }
-                v.push(Attr::string(NFTA_DYNSET_SET_NAME, &set.name));
+                w.string(NFTA_DYNSET_SET_NAME, &set.name);
                 if let Some(id) = set.id {
-                    v.push(Attr::be32(NFTA_DYNSET_SET_ID, id));
+                    w.be32(NFTA_DYNSET_SET_ID, id);
                 }
-                v
             }
-            Expr::Numgen { dreg, modulus, random, offset } => vec![
-                Attr::be32(NFTA_NG_DREG, dreg.0),
-                Attr::be32(NFTA_NG_MODULUS, *modulus),
-                Attr::be32(NFTA_NG_TYPE, u32::from(*random)),
-                Attr::be32(NFTA_NG_OFFSET, *offset),
-            ],
+            Expr::Numgen { dreg, modulus, random, offset } => {
+                w.be32(NFTA_NG_DREG, dreg.0);
+                w.be32(NFTA_NG_MODULUS, *modulus);
+                w.be32(NFTA_NG_TYPE, u32::from(*random));
+                w.be32(NFTA_NG_OFFSET, *offset);
+            }
             Expr::Nat { kind, family, addr, proto, flags } => {
-                let mut v =
-                    vec![Attr::be32(NFTA_NAT_TYPE, *kind as u32), Attr::be32(NFTA_NAT_FAMILY, u32::from(*family))];
+                w.be32(NFTA_NAT_TYPE, *kind as u32);
+                w.be32(NFTA_NAT_FAMILY, u32::from(*family));
                 if let Some(r) = addr {
-                    v.push(Attr::be32(NFTA_NAT_REG_ADDR_MIN, r.0));
+                    w.be32(NFTA_NAT_REG_ADDR_MIN, r.0);
                 }
                 if let Some(r) = proto {
-                    v.push(Attr::be32(NFTA_NAT_REG_PROTO_MIN, r.0));
+                    w.be32(NFTA_NAT_REG_PROTO_MIN, r.0);
                 }
                 if *flags != 0 {
-                    v.push(Attr::be32(NFTA_NAT_FLAGS, *flags));
+                    w.be32(NFTA_NAT_FLAGS, *flags);
                 }
-                v
             }
             Expr::Masquerade { flags } => {
-                if *flags == 0 {
-                    vec![]
-                } else {
-                    vec![Attr::be32(NFTA_MASQ_FLAGS, *flags)]
+                if *flags != 0 {
+                    w.be32(NFTA_MASQ_FLAGS, *flags);
                 }
             }
             Expr::Reject(r) => {
@@ -350,15 +369,16 @@ impl Expr {
                     Reject::TcpRst => (1, 0),
                     Reject::Icmpx(c) => (2, *c),
                 };
-                vec![Attr::be32(NFTA_REJECT_TYPE, kind), Attr::u8(NFTA_REJECT_ICMP_CODE, code)]
+                w.be32(NFTA_REJECT_TYPE, kind);
+                w.u8(NFTA_REJECT_ICMP_CODE, code);
             }
-            Expr::Counter => vec![],
+            Expr::Counter => {}
             // libnftnl's order: flags, result, dreg.
-            Expr::Fib { dreg, result, flags } => vec![
-                Attr::be32(NFTA_FIB_FLAGS, *flags),
-                Attr::be32(NFTA_FIB_RESULT, *result),
-                Attr::be32(NFTA_FIB_DREG, dreg.0),
-            ],
+            Expr::Fib { dreg, result, flags } => {
+                w.be32(NFTA_FIB_FLAGS, *flags);
+                w.be32(NFTA_FIB_RESULT, *result);
+                w.be32(NFTA_FIB_DREG, dreg.0);
+            }
         }
     }
 }

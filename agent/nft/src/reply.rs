@@ -106,7 +106,7 @@ mod tests {
         // "No such file or directory" for seq 42, with an ext-ack message and offset.
         let mut tlvs = Vec::new();
         crate::attr::Attr::string(NLMSGERR_ATTR_MSG, "chain not found").emit_into(&mut tlvs);
-        crate::attr::Attr::bytes(NLMSGERR_ATTR_OFFS, 36u32.to_ne_bytes().to_vec()).emit_into(&mut tlvs);
+        crate::attr::Attr::bytes(NLMSGERR_ATTR_OFFS, 36u32.to_ne_bytes()).emit_into(&mut tlvs);
         let mut buf = nlmsg(NLMSG_ERROR, NLM_F_CAPPED | NLM_F_ACK_TLVS, 42, &nlmsgerr(-2, 42, &tlvs));
         buf.extend(nlmsg(NLMSG_ERROR, NLM_F_CAPPED, 43, &nlmsgerr(0, 43, &[])));
         let replies = split(&buf).unwrap();

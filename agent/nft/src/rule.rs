@@ -385,7 +385,11 @@ impl Rule {
         vec![
             Attr::string(NFTA_RULE_TABLE, &self.table.name),
             Attr::string(NFTA_RULE_CHAIN, &self.chain),
-            Attr::nested(NFTA_RULE_EXPRESSIONS, self.exprs.iter().map(Expr::to_attr).collect()),
+            Attr::nested_with(NFTA_RULE_EXPRESSIONS, |w| {
+                for e in &self.exprs {
+                    e.write(w);
+                }
+            }),
         ]
     }
 }

@@ -9,7 +9,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::attr::Attr;
+use crate::attr::{Attr, AttrWriter};
 use crate::expr::{SetRef, Verdict};
 use crate::sys::*;
 use crate::table::Table;
@@ -320,22 +320,21 @@ impl Elem {
         Elem { key: key.into_bytes(), data: Some(ElemData::Verdict(verdict)), timeout: None }
     }
 
-    /// The `NFTA_LIST_ELEM`-style nest; libnftnl numbers elements 1, 2, … as the nest type.
-    pub(crate) fn to_attr(&self, index: u16, with_data: bool) -> Attr {
-        let mut v = vec![Attr::nested(NFTA_SET_ELEM_KEY, vec![Attr::bytes(NFTA_DATA_VALUE, self.key.clone())])];
-        if let Some(t) = self.timeout {
-            v.push(Attr::be64(NFTA_SET_ELEM_TIMEOUT, t.as_millis() as u64));
-        }
-        if with_data {
-            match &self.data {
-                Some(ElemData::Verdict(vd)) => v.push(Attr::nested(NFTA_SET_ELEM_DATA, vec![vd.data_attr()])),
-                Some(ElemData::Value(b)) => {
-                    v.push(Attr::nested(NFTA_SET_ELEM_DATA, vec![Attr::bytes(NFTA_DATA_VALUE, b.clone())]))
-                }
-                None => {}
+    /// Writes the `NFTA_LIST_ELEM`-style nest; libnftnl numbers elements 1, 2, … as the nest type.
+    pub(crate) fn write(&self, w: &mut AttrWriter<'_>, index: u16, with_data: bool) {
+        w.nested(index, |w| {
+            w.nested(NFTA_SET_ELEM_KEY, |w| w.bytes(NFTA_DATA_VALUE, &self.key));
+            if let Some(t) = self.timeout {
+                w.be64(NFTA_SET_ELEM_TIMEOUT, t.as_millis() as u64);
             }
-        }
-        Attr::nested(index, v)
+            if with_data {
+                match &self.data {
+                    Some(ElemData::Verdict(vd)) => w.nested(NFTA_SET_ELEM_DATA, |w| vd.write_data(w)),
+                    Some(ElemData::Value(b)) => w.nested(NFTA_SET_ELEM_DATA, |w| w.bytes(NFTA_DATA_VALUE, b)),
+                    None => {}
+                }
+            }
+        });
     }
 }
 
@@ -347,8 +346,11 @@ pub(crate) fn elem_list_attrs(set: &Set, set_id: Option<u32>, elems: &[Elem], wi
         v.push(Attr::be32(NFTA_SET_ELEM_LIST_SET_ID, id));
     }
     if !elems.is_empty() {
-        let list = elems.iter().enumerate().map(|(i, e)| e.to_attr((i + 1) as u16, with_data)).collect();
-        v.push(Attr::nested(NFTA_SET_ELEM_LIST_ELEMENTS, list));
+        v.push(Attr::nested_with(NFTA_SET_ELEM_LIST_ELEMENTS, |w| {
+            for (i, e) in elems.iter().enumerate() {
+                e.write(w, (i + 1) as u16, with_data);
+            }
+        }));
     }
     v
 }

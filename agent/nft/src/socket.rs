@@ -107,22 +107,9 @@ impl NftSocket {
             return Ok(());
         }
         let first = self.next_seqs(batch.len());
-        let t0 = std::time::Instant::now();
         let enc = batch.encode(first)?;
-        eprintln!("PHASE encode {:?} {}", t0.elapsed(), enc.bytes.len());
         self.ensure_sndbuf(enc.bytes.len())?;
-        let t0 = std::time::Instant::now();
         let sent = self.sock.send(&enc.bytes, 0).map_err(Error::io("sendmsg of the batch"))?;
-        eprintln!("PHASE send {:?}", t0.elapsed());
-        let t0 = std::time::Instant::now();
-        let r = self.collect_verdict(&enc);
-        eprintln!("PHASE recv {:?}", t0.elapsed());
-        let t0 = std::time::Instant::now();
-        let _ = sent;
-        drop(enc);
-        eprintln!("PHASE dropenc {:?}", t0.elapsed());
-        if true { return r; }
-        let enc = batch.encode(first)?;
         if sent != enc.bytes.len() {
             return Err(Error::Decode(format!("short send: {sent} of {} bytes", enc.bytes.len())));
         }

@@ -42,7 +42,7 @@ impl Protocol {
 }
 
 /// One backend address of a service port.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     pub ip: IpAddr,
     pub port: u16,
@@ -52,8 +52,9 @@ pub struct Endpoint {
     pub node_name: Option<String>,
 }
 
-/// One (Service, port) — kube-proxy's ServicePortName granularity.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One (Service, port) — kube-proxy's ServicePortName granularity. Hashable so that the
+/// proxier can remember what it planned for each value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ServicePort {
     pub namespace: String,
     pub name: String,

@@ -7,8 +7,10 @@
 //! single object, and `inet` base chains see IPv4 and IPv6 alike; per-family maps and chains
 //! keep keys and DNAT targets of one family apart.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use edge_nft::{priority, ChainType, Hook};
 
@@ -177,10 +179,110 @@ pub(crate) struct ServicePlan {
     pub elements: Vec<MapElem>,
 }
 
-/// The per-service part of the ruleset, keyed by `family ns/name/proto/port`.
+/// The per-service part of the ruleset, keyed by `family ns/name/proto/port`. Service plans
+/// are shared with the [`PlanCache`] and the previous plan, so that an unchanged service
+/// costs neither planning nor a deep comparison.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Plan {
-    pub services: BTreeMap<String, ServicePlan>,
+    pub services: BTreeMap<Arc<str>, Arc<ServicePlan>>,
+}
+
+/// What was planned for each service port value last time: a sync plans only the service
+/// ports that are new or differ in any field. Valid for one [`Settings`].
+#[derive(Debug, Default)]
+pub(crate) struct PlanCache {
+    /// In the order of the last `desired`, which callers usually repeat.
+    entries: Vec<(ServicePort, Planned)>,
+}
+
+/// One service port's plans, per family, with their keys in [`Plan::services`].
+type Planned = Vec<(Arc<str>, Arc<ServicePlan>)>;
+
+fn same_identity(a: &ServicePort, b: &ServicePort) -> bool {
+    (&a.namespace, &a.name, &a.port_name, a.protocol) == (&b.namespace, &b.name, &b.port_name, b.protocol)
+}
+
+fn hash_of(sp: &ServicePort) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    sp.hash(&mut h);
+    h.finish()
+}
+
+impl PlanCache {
+    /// The plan for `desired`, reusing what is cached; afterwards the cache holds exactly
+    /// the service ports of `desired`.
+    pub fn plan(&mut self, s: &Settings, desired: &[ServicePort]) -> Plan {
+        let mut old: Vec<Option<(ServicePort, Planned)>> = self.entries.drain(..).map(Some).collect();
+        // Same position, same value: the common case costs one comparison. Anything else
+        // (reordered, added, removed) is looked up by hash.
+        let mut by_hash: Option<HashMap<u64, Vec<usize>>> = None;
+        let mut take = |i: usize, sp: &ServicePort| -> Option<(ServicePort, Planned)> {
+            match old.get(i).and_then(Option::as_ref) {
+                Some(e) if e.0 == *sp => return old[i].take(),
+                // The same service port, changed: it is nowhere else either.
+                Some(e) if same_identity(&e.0, sp) => return None,
+                _ => {}
+            }
+            let index = by_hash.get_or_insert_with(|| {
+                let mut m: HashMap<u64, Vec<usize>> = HashMap::new();
+                for (j, e) in old.iter().enumerate() {
+                    if let Some(e) = e {
+                        m.entry(hash_of(&e.0)).or_default().push(j);
+                    }
+                }
+                m
+            });
+            let j = *index.get(&hash_of(sp))?.iter().find(|j| old[**j].as_ref().is_some_and(|e| e.0 == *sp))?;
+            old[j].take()
+        };
+        let mut entries = Vec::with_capacity(desired.len());
+        let mut services = BTreeMap::new();
+        for (i, sp) in desired.iter().enumerate() {
+            let entry = take(i, sp).unwrap_or_else(|| (sp.clone(), plan_service_port(s, sp)));
+            for (key, p) in &entry.1 {
+                services.insert(Arc::clone(key), Arc::clone(p));
+            }
+            entries.push(entry);
+        }
+        self.entries = entries;
+        resolve_key_conflicts(&mut services);
+        Plan { services }
+    }
+}
+
+/// The per-family plans of one service port.
+fn plan_service_port(s: &Settings, sp: &ServicePort) -> Planned {
+    Fam::BOTH
+        .into_iter()
+        .filter_map(|fam| {
+            let p = plan_service(s, sp, fam)?;
+            let key = format!("{fam:?} {}/{}/{}/{}", sp.namespace, sp.name, sp.protocol.as_str(), sp.port_name);
+            Some((Arc::from(key), Arc::new(p)))
+        })
+        .collect()
+}
+
+/// Two services claiming one map key (a shared externalIP and port, say) would make the
+/// kernel refuse the whole batch: the first in key order keeps it. Only the losers' plans
+/// are copied (the cached ones stay whole, to be resolved again next time).
+fn resolve_key_conflicts(services: &mut BTreeMap<Arc<str>, Arc<ServicePlan>>) {
+    let mut seen = HashSet::with_capacity(services.len() * 2);
+    for (key, p) in services.iter_mut() {
+        let lost: Vec<usize> =
+            p.elements.iter().enumerate().filter(|(_, e)| !seen.insert((e.map, e.key))).map(|(i, _)| i).collect();
+        if lost.is_empty() {
+            continue;
+        }
+        let mut index = 0;
+        Arc::make_mut(p).elements.retain(|e| {
+            let keep = !lost.contains(&index);
+            index += 1;
+            if !keep {
+                tracing::warn!(service = %key, map = %e.map.name(), key = ?e.key, "map key already taken by another service");
+            }
+            keep
+        });
+    }
 }
 
 /// The fixed part of the ruleset: base chains, dispatch chains, maps, NodePort addresses.
@@ -265,30 +367,9 @@ pub(crate) fn static_plan(s: &Settings) -> StaticPlan {
     StaticPlan { chains, nodeport_ips }
 }
 
-/// The per-service part for all `desired` service ports.
+/// The per-service part for all `desired` service ports, planned afresh.
 pub(crate) fn plan_services(s: &Settings, desired: &[ServicePort]) -> Plan {
-    let mut services = BTreeMap::new();
-    for sp in desired {
-        for fam in Fam::BOTH {
-            if let Some(p) = plan_service(s, sp, fam) {
-                let key = format!("{fam:?} {}/{}/{}/{}", sp.namespace, sp.name, sp.protocol.as_str(), sp.port_name);
-                services.insert(key, p);
-            }
-        }
-    }
-    // Two services claiming one map key (a shared externalIP and port, say) would make the
-    // kernel refuse the whole batch: the first in key order keeps it.
-    let mut seen = HashSet::new();
-    for (key, p) in services.iter_mut() {
-        p.elements.retain(|e| {
-            let first = seen.insert((e.map, e.key));
-            if !first {
-                tracing::warn!(service = %key, map = %e.map.name(), key = ?e.key, "map key already taken by another service");
-            }
-            first
-        });
-    }
-    Plan { services }
+    PlanCache::default().plan(s, desired)
 }
 
 /// kube-proxy's per-service-port rules for one family, or `None` when the service port has

@@ -12,7 +12,7 @@ use crate::cidr::Cidr;
 use crate::error::ProxyError;
 use crate::model::ServicePort;
 use crate::netfilter::{Netfilter, TableState};
-use crate::plan::{nodeport_ips_set, plan_services, static_plan, Plan, Settings, StaticPlan};
+use crate::plan::{nodeport_ips_set, plan_services, static_plan, Plan, PlanCache, Settings, StaticPlan};
 use crate::render::render;
 use crate::transaction::{self, chain, elem_key, verdict};
 
@@ -56,15 +56,31 @@ pub struct Proxier<N: Netfilter> {
     table: Table,
     settings: Settings,
     statics: StaticPlan,
+    /// Per service port, what it was last planned as: a sync plans only what changed.
+    cache: PlanCache,
     /// What the kernel holds, as far as we know; `None` forces the next sync to be full.
     applied: Option<Plan>,
+    /// The number for the next anonymous map in the table (see `transaction`).
+    next_anonymous: u32,
 }
+
+/// Past this many anonymous map numbers the next sync is a full one, which starts again
+/// from 0: numbers must never wrap onto maps still in the table.
+const ANONYMOUS_NUMBERS: u32 = 1 << 31;
 
 impl<N: Netfilter> Proxier<N> {
     pub fn new(cfg: ProxyConfig, nf: N) -> Self {
         let settings = settings(&cfg);
         let statics = static_plan(&settings);
-        Proxier { nf, table: Table::new(Family::Inet, cfg.table), settings, statics, applied: None }
+        Proxier {
+            nf,
+            table: Table::new(Family::Inet, cfg.table),
+            settings,
+            statics,
+            cache: PlanCache::default(),
+            applied: None,
+            next_anonymous: 0,
+        }
     }
 
     /// The kernel side (tests inspect their fake through it).
@@ -74,17 +90,19 @@ impl<N: Netfilter> Proxier<N> {
 
     /// Full sync the first time and after an error; otherwise only the difference.
     pub fn sync(&mut self, desired: &[ServicePort]) -> Result<SyncStats, ProxyError> {
-        let t0 = std::time::Instant::now();
-        let plan = plan_services(&self.settings, desired);
-        eprintln!("PHASE plan {:?}", t0.elapsed());
+        let plan = self.cache.plan(&self.settings, desired);
+        if self.next_anonymous >= ANONYMOUS_NUMBERS {
+            self.applied = None;
+        }
         if let Some(old) = &self.applied {
-            match transaction::delta(&self.table, old, &plan) {
+            match transaction::delta(&self.table, old, &plan, self.next_anonymous) {
                 Some((batch, _)) if batch.is_empty() => {
                     return Ok(SyncStats { full: false, messages: 0, services: 0 });
                 }
                 Some((batch, changed)) => match self.nf.apply(&batch) {
                     Ok(()) => {
                         self.applied = Some(plan);
+                        self.next_anonymous = batch.next_anonymous_number().unwrap_or(ANONYMOUS_NUMBERS);
                         return Ok(SyncStats { full: false, messages: batch.len(), services: changed });
                     }
                     // The table is not what we think (or an older kernel refused an order of
@@ -95,19 +113,16 @@ impl<N: Netfilter> Proxier<N> {
             }
         }
         self.applied = None;
-        let t0 = std::time::Instant::now();
         let batch = transaction::full(&self.table, &self.statics, &plan);
-        eprintln!("PHASE build {:?}", t0.elapsed());
-        let t0 = std::time::Instant::now();
         self.nf.apply(&batch)?;
-        eprintln!("PHASE apply {:?}", t0.elapsed());
+        Ok(self.applied_full(plan, &batch))
+    }
+
+    fn applied_full(&mut self, plan: Plan, batch: &Batch) -> SyncStats {
+        self.next_anonymous = batch.next_anonymous_number().unwrap_or(ANONYMOUS_NUMBERS);
         let services = plan.services.len();
-        let t0 = std::time::Instant::now();
         self.applied = Some(plan);
-        let n = batch.len();
-        drop(batch);
-        eprintln!("PHASE drop {:?}", t0.elapsed());
-        Ok(SyncStats { full: true, messages: n, services })
+        SyncStats { full: true, messages: batch.len(), services }
     }
 
     /// Reads the table back and reports whether it differs from what was last applied
@@ -542,6 +557,36 @@ mod tests {
         assert!(p.sync(&[sticky]).unwrap().full);
         p.force_full_sync();
         assert!(p.sync(&[changed]).unwrap().full);
+    }
+
+    #[test]
+    fn the_plan_cache_replans_only_changed_service_ports() {
+        use crate::plan::PlanCache;
+        use std::sync::Arc;
+        let s = settings(&cfg());
+        let db = svc("db", "10.43.0.20", vec![ep("10.42.0.9", "node-a")]);
+        let mut moved = web();
+        moved.endpoints[0] = ep("10.42.2.7", "node-c");
+        let other = svc("other", "10.43.0.30", vec![ep("10.42.0.7", "node-a")]);
+        // (case, desired after [web, db], services whose plan is reused as is)
+        let cases: Vec<(&str, Vec<ServicePort>, Vec<&str>)> = vec![
+            ("unchanged", vec![web(), db.clone()], vec!["web", "db"]),
+            ("reordered", vec![db.clone(), web()], vec!["web", "db"]),
+            ("one changed", vec![moved.clone(), db.clone()], vec!["db"]),
+            ("one replaced", vec![other.clone(), db.clone()], vec!["db"]),
+            ("one removed", vec![db.clone()], vec!["db"]),
+        ];
+        for (name, desired, reused) in cases {
+            let mut cache = PlanCache::default();
+            let first = cache.plan(&s, &[web(), db.clone()]);
+            let plan = cache.plan(&s, &desired);
+            assert_eq!(plan, plan_services(&s, &desired), "{name}: same as planning afresh");
+            for (key, p) in &plan.services {
+                let same = first.services.get(key).is_some_and(|f| Arc::ptr_eq(f, p));
+                let want = reused.iter().any(|r| key.contains(&format!("/{r}/")));
+                assert_eq!(same, want, "{name}: {key}");
+            }
+        }
     }
 
     #[test]

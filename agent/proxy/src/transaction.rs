@@ -2,6 +2,7 @@
 //! difference between two plans ordered so that nothing is deleted while still referenced
 //! and nothing is referenced before it exists.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
@@ -67,8 +68,15 @@ struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-    fn new(table: &'a Table) -> Self {
-        Builder { table, batch: Batch::new(), refs: SetRefs::default() }
+    /// Anonymous maps (numgen's inline vmaps) are named `__map<N>` from `first_anonymous`
+    /// on, rather than left to the kernel to number, which it does by scanning every set of
+    /// the table for each new one (quadratic in a full sync). Numbers only grow between full
+    /// syncs, so a delta's are free: lower ones may still be in use, higher ones were never
+    /// given out since the table was created.
+    fn new(table: &'a Table, first_anonymous: u32) -> Self {
+        let mut batch = Batch::new();
+        batch.number_anonymous_sets_from(first_anonymous);
+        Builder { table, batch, refs: SetRefs::default() }
     }
 
     fn add_set(&mut self, s: &Set) {
@@ -110,7 +118,8 @@ impl<'a> Builder<'a> {
 /// numgen chains; every other rule follows once all of those are bound. A chain's rules
 /// stay together and in order.
 pub(crate) fn full(table: &Table, statics: &StaticPlan, plan: &Plan) -> Batch {
-    let mut b = Builder::new(table);
+    // The table is created afresh: every number is free.
+    let mut b = Builder::new(table, 0);
     b.batch.add_table(table).delete_table(table).add_table(table);
     for c in &statics.chains {
         b.batch.add_chain(&chain(table, c));
@@ -146,16 +155,10 @@ pub(crate) fn full(table: &Table, statics: &StaticPlan, plan: &Plan) -> Batch {
 /// The changes from `old` to `new`, or `None` when they cannot be made in place (an
 /// affinity set whose timeout changed: sets cannot be altered) and a full sync is needed.
 /// Unchanged services contribute nothing; the second value counts the changed ones.
-pub(crate) fn delta(table: &Table, old: &Plan, new: &Plan) -> Option<(Batch, usize)> {
+pub(crate) fn delta(table: &Table, old: &Plan, new: &Plan, next_anonymous: u32) -> Option<(Batch, usize)> {
     let empty = ServicePlan::default();
-    let changed: Vec<(&ServicePlan, &ServicePlan)> = old
-        .services
-        .keys()
-        .chain(new.services.keys().filter(|k| !old.services.contains_key(*k)))
-        .map(|k| (old.services.get(k).unwrap_or(&empty), new.services.get(k).unwrap_or(&empty)))
-        .filter(|(o, n)| o != n)
-        .collect();
-    let mut b = Builder::new(table);
+    let changed = changed_services(old, new, &empty);
+    let mut b = Builder::new(table, next_anonymous);
     for (o, n) in &changed {
         for set in &n.sets {
             match o.sets.iter().find(|s| s.name == set.name) {
@@ -212,4 +215,35 @@ pub(crate) fn delta(table: &Table, old: &Plan, new: &Plan) -> Option<(Batch, usi
         }
     }
     Some((b.batch, changed.len()))
+}
+
+/// `(old, new)` plans of the services that differ (`empty` standing in for a missing one),
+/// in key order: one walk over both sorted maps. Plans reused from the cache are the very
+/// same allocation and need no deep comparison.
+fn changed_services<'a>(
+    old: &'a Plan,
+    new: &'a Plan,
+    empty: &'a ServicePlan,
+) -> Vec<(&'a ServicePlan, &'a ServicePlan)> {
+    let mut changed = Vec::new();
+    let (mut o, mut n) = (old.services.iter().peekable(), new.services.iter().peekable());
+    loop {
+        let (take_old, take_new) = match (o.peek(), n.peek()) {
+            (None, None) => break,
+            (Some(_), None) => (true, false),
+            (None, Some(_)) => (false, true),
+            (Some((ok, _)), Some((nk, _))) => match ok.cmp(nk) {
+                Ordering::Less => (true, false),
+                Ordering::Greater => (false, true),
+                Ordering::Equal => (true, true),
+            },
+        };
+        let op = if take_old { o.next().map(|(_, p)| &**p) } else { None };
+        let np = if take_new { n.next().map(|(_, p)| &**p) } else { None };
+        let (op, np) = (op.unwrap_or(empty), np.unwrap_or(empty));
+        if !std::ptr::eq(op, np) && op != np {
+            changed.push((op, np));
+        }
+    }
+    changed
 }
