@@ -4,8 +4,9 @@
 use std::net::IpAddr;
 
 /// The transport protocol of a service port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Protocol {
+    #[default]
     Tcp,
     Udp,
     Sctp,
@@ -54,7 +55,7 @@ pub struct Endpoint {
 
 /// One (Service, port) — kube-proxy's ServicePortName granularity. Hashable so that the
 /// proxier can remember what it planned for each value.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ServicePort {
     pub namespace: String,
     pub name: String,

@@ -84,23 +84,14 @@ pub(crate) fn endpoint_names(sp: &ServicePort, fam: Fam, ip: IpAddr, port: u16) 
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::model::Protocol;
 
     fn sp(ns: &str, name: &str, port_name: &str) -> ServicePort {
         ServicePort {
             namespace: ns.into(),
             name: name.into(),
             port_name: port_name.into(),
-            protocol: Protocol::Tcp,
-            cluster_ips: vec![],
             port: 80,
-            node_port: None,
-            load_balancer_ips: vec![],
-            external_ips: vec![],
-            affinity_timeout_seconds: None,
-            external_policy_local: false,
-            internal_policy_local: false,
-            endpoints: vec![],
+            ..ServicePort::default()
         }
     }
 

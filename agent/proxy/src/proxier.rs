@@ -261,16 +261,10 @@ mod tests {
             namespace: "default".into(),
             name: name.into(),
             port_name: "http".into(),
-            protocol: Protocol::Tcp,
             cluster_ips: vec![ip.parse().unwrap()],
             port: 80,
-            node_port: None,
-            load_balancer_ips: vec![],
-            external_ips: vec![],
-            affinity_timeout_seconds: None,
-            external_policy_local: false,
-            internal_policy_local: false,
             endpoints,
+            ..ServicePort::default()
         }
     }
 

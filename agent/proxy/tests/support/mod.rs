@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use edge_proxy::{Endpoint, Protocol, ServicePort};
+use edge_proxy::{Endpoint, ServicePort};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -178,16 +178,10 @@ pub fn service(name: &str, ip: &str, endpoints: Vec<Endpoint>) -> ServicePort {
         namespace: "default".into(),
         name: name.into(),
         port_name: "http".into(),
-        protocol: Protocol::Tcp,
         cluster_ips: vec![ip.parse().unwrap()],
         port: 80,
-        node_port: None,
-        load_balancer_ips: vec![],
-        external_ips: vec![],
-        affinity_timeout_seconds: None,
-        external_policy_local: false,
-        internal_policy_local: false,
         endpoints,
+        ..ServicePort::default()
     }
 }
 
