@@ -101,7 +101,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken, ready: impl FnOn
     let puller = Arc::new(Puller::new(store, registries, platform));
 
     let host_resolv_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    services::start(
+    let services = services::start(
         client.clone(),
         services::ServicesConfig {
             node_name: cfg.node_name.clone(),
@@ -127,6 +127,7 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken, ready: impl FnOn
         allocatable_memory: facts.memory_bytes as i64,
         allocatable_ephemeral_storage: facts.ephemeral_storage_bytes as i64,
         registry: pods::Registry::default(),
+        services,
         client: client.clone(),
         puller,
         net,

@@ -46,7 +46,12 @@ pub struct ServicesConfig {
 
 /// Starts the proxy thread, the DNS server and the watches; returns once both caches have their
 /// first full list and the first ruleset is applied, so pods started afterwards find Services.
-pub async fn start(client: kube::Client, cfg: ServicesConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// The Service cache is returned for the pods' service environment variables.
+pub async fn start(
+    client: kube::Client,
+    cfg: ServicesConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Store<Service>> {
     let (svc_reader, svc_writer) = reflector::store::<Service>();
     let (eps_reader, eps_writer) = reflector::store::<EndpointSlice>();
     let (changed_tx, mut changed_rx) = tokio::sync::mpsc::channel::<()>(1);
@@ -81,7 +86,7 @@ pub async fn start(client: kube::Client, cfg: ServicesConfig, shutdown: Cancella
         .instrument(tracing::info_span!("service-watch")),
     );
     tokio::select! {
-        _ = shutdown.cancelled() => return Ok(()),
+        _ = shutdown.cancelled() => return Ok(svc_reader),
         r = async { tokio::try_join!(svc_reader.wait_until_ready(), eps_reader.wait_until_ready()) } => {
             r.context("listing Services and EndpointSlices")?;
         }
@@ -106,6 +111,7 @@ pub async fn start(client: kube::Client, cfg: ServicesConfig, shutdown: Cancella
     tokio::spawn(serve_dns(dns, zone_rx, shutdown.clone()).instrument(tracing::info_span!("dns")));
 
     let domain = cfg.cluster_domain.clone();
+    let services_cache = svc_reader.clone();
     tokio::spawn(
         async move {
             loop {
@@ -126,7 +132,7 @@ pub async fn start(client: kube::Client, cfg: ServicesConfig, shutdown: Cancella
         }
         .instrument(tracing::info_span!("services")),
     );
-    Ok(())
+    Ok(services_cache)
 }
 
 fn snapshot(svc: &Store<Service>, eps: &Store<EndpointSlice>) -> (Vec<Service>, Vec<EndpointSlice>) {

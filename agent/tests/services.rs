@@ -121,6 +121,9 @@ fn services_dns_node_ports_and_load_balancers() {
     });
     let (ok, out, err) = in_client(&c, "nslookup nginx-deploy.default.svc.cluster.local");
     assert!(ok && out.contains(&ip), "nslookup: {out} {err}");
+    // Every container learns where the API server is, as client-go's in-cluster config expects.
+    let (_, api, _) = in_client(&c, "echo $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT $KUBERNETES_PORT");
+    assert_eq!(api.trim(), "10.43.0.1:443 tcp://10.43.0.1:443");
     let (_, resolv, _) = in_client(&c, "cat /etc/resolv.conf");
     assert!(resolv.contains("nameserver 10.43.0.10") && resolv.contains("ndots:5"), "{resolv}");
 

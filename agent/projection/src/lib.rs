@@ -9,6 +9,7 @@ pub mod expansion;
 pub mod fieldpath;
 pub mod paths;
 pub mod quantity;
+pub mod service_env;
 mod validation;
 pub mod volumes;
 

@@ -37,6 +37,8 @@ pub struct PodCtx {
     pub puller: Arc<Puller>,
     pub net: Arc<NodeNetwork<RtNetlink>>,
     pub dns: DnsSettings,
+    /// Every Service, from the service proxy's watch: containers get their environment variables.
+    pub services: kube::runtime::reflector::Store<k8s_openapi::api::core::v1::Service>,
     pub node_ip: Ipv4Addr,
     pub allocatable_cpu_millis: i64,
     pub allocatable_memory: i64,
