@@ -64,8 +64,9 @@ pub async fn run(cfg: AgentConfig, shutdown: CancellationToken, ready: impl FnOn
     let client = join::client(&cfg.server, &creds).await.context("building the API client")?;
     std::fs::write(cfg.data_dir.join("kubelet.kubeconfig"), join::kubeconfig(&cfg.server, &creds))?;
 
-    let facts =
+    let mut facts =
         node::NodeFacts::gather(&cfg.node_name, cfg.node_ip, cfg.kubelet_port, &cfg.data_dir, cfg.node_labels.clone());
+    facts.disk_pressure_ratio = cfg.disk_pressure_percent / 100.0;
     node::register(&client, &facts, &[]).await.context("registering the node")?;
     tracing::info!(node = %cfg.node_name, ip = %cfg.node_ip, "node registered");
     tokio::spawn(node::heartbeat(client.clone(), facts.clone(), shutdown.clone()));
