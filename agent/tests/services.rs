@@ -76,9 +76,15 @@ fn in_client(c: &Cluster, cmd: &str) -> (bool, String, String) {
 
 /// `n` requests from the client pod to `url`: how often each replica answered.
 fn spread(c: &Cluster, url: &str, n: usize) -> BTreeMap<String, usize> {
-    let (ok, out, err) =
-        in_client(c, &format!("i=0; while [ $i -lt {n} ]; do timeout 5 wget -qO- {url}; i=$((i+1)); done"));
+    // Into a file first, then read back after a pause: kubectl's WebSocket client drops output that
+    // arrives before it has set up its stdout stream ("Unknown stream id 1"), and a fast loop's first
+    // lines can beat it.
+    let (ok, _, err) = in_client(
+        c,
+        &format!("i=0; rm -f /tmp/spread; while [ $i -lt {n} ]; do timeout 5 wget -qO- {url} >> /tmp/spread; i=$((i+1)); done"),
+    );
     assert!(ok, "{url}: {err}");
+    let (_, out, _) = in_client(c, "sleep 0.5; cat /tmp/spread");
     let mut counts = BTreeMap::new();
     for line in out.lines().filter(|l| !l.is_empty()) {
         *counts.entry(line.to_string()).or_insert(0) += 1;
