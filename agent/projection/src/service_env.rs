@@ -18,7 +18,11 @@ fn var_name(service: &str) -> String {
 
 /// The variables for `namespace`'s pods, sorted by name. A Service in the pod's own namespace wins
 /// over a master Service of the same name.
-pub fn service_env(services: &[Service], namespace: &str, enable_service_links: bool) -> Vec<(String, String)> {
+pub fn service_env<'a>(
+    services: impl IntoIterator<Item = &'a Service>,
+    namespace: &str,
+    enable_service_links: bool,
+) -> Vec<(String, String)> {
     let mut chosen: BTreeMap<&str, &Service> = BTreeMap::new();
     for svc in services {
         let (Some(name), Some(ns)) = (svc.metadata.name.as_deref(), svc.metadata.namespace.as_deref()) else {

@@ -501,10 +501,11 @@ impl PodWorker {
         let sandbox = self.sandbox.clone().ok_or_else(|| start_err("ContainerCreating", "no sandbox yet"))?;
         let img = self.image(pod, c).await?;
         let pctx = self.projection_ctx(pod);
-        let services: Vec<_> = self.ctx.services.state().iter().map(|s| s.as_ref().clone()).collect();
+        let services = self.ctx.services.state();
         let links = pod.spec.as_ref().and_then(|s| s.enable_service_links).unwrap_or(true);
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
-        let service_env = edge_projection::service_env::service_env(&services, namespace, links);
+        let service_env =
+            edge_projection::service_env::service_env(services.iter().map(|s| s.as_ref()), namespace, links);
         let env = edge_projection::env::resolve(&pctx, c, &self.fetched, &service_env)
             .map_err(|e| start_err("CreateContainerConfigError", e))?;
         let env = merge_env(&img.config, env);
